@@ -1,0 +1,66 @@
+"""The Backend protocol every data source implements, and the factory that picks one.
+
+Commands talk only to this interface: they never open files or make HTTP requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from oppcli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from oppcli.config import Settings
+    from oppcli.lookups import Lookups
+    from oppcli.query import Query
+
+Record = dict[str, Any]
+
+
+class Backend(Protocol):
+    name: str
+
+    def describe(self) -> str:
+        """Where the data lives, for messages ("local store /path")."""
+
+    def lookups(self) -> Lookups:
+        """Pipelines with stages, users, sources, loss reasons, custom field definitions..."""
+
+    def date_order(self) -> str:
+        """MDY or DMY: the order close_date strings are written in."""
+
+    def get(self, opp_id: int) -> Record:
+        """One opportunity; NotFoundError when there is none."""
+
+    def create(self, payload: Mapping[str, Any]) -> Record:
+        """Create from checked field values; returns the stored record with its id."""
+
+    def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
+        """Change only the given fields (None clears); returns the full updated record.
+
+        `changes["tags"]` may be a models.TagEdit, applied to the current tags.
+        `changes["custom_fields"]` lists only the definitions to change.
+        """
+
+    def delete(self, ids: list[int]) -> list[Record]:
+        """Delete all or nothing: NotFoundError, before deleting any, if one id is unknown."""
+
+    def search(self, query: Query) -> Iterator[Record]:
+        """Matching records in the query's order, at most query.limit of them, streamed."""
+
+
+def open_backend(settings: Settings) -> Backend:
+    """The backend the settings select; raises ConfigError naming where the choice came from."""
+    kind = settings.backend
+    if kind == "local":
+        from oppcli.backends.local import LocalStore
+
+        return LocalStore.open(settings.store_path)
+    if kind == "copper":
+        raise ConfigError(
+            f"the copper backend is not available in this version (selected by "
+            f"{settings.source('backend')})",
+            "use --backend local, or set the backend with `oppcli config set backend local`")
+    raise ConfigError(f"unknown backend {kind!r} (from {settings.source('backend')})",
+                      "valid backends: local, copper")

@@ -1,0 +1,615 @@
+"""The local JSON store: the embedded default backend.
+
+A store is a directory (created 0700, files 0600):
+
+    meta.json           {"format": "oppcli-store", "version": 1, "next_id": N, "date_order": "MDY"}
+    lookups.json        pipelines (with stages), users, customer_sources, loss_reasons,
+                        custom_field_definitions, companies, people: Copper's shapes
+    opportunities.jsonl one opportunity per line, exactly the API's JSON, in ascending id order
+    .lock               flock()ed around every read-modify-write
+
+Why JSON Lines (chosen with benchmarks/bench_store.py in hand): a search streams the file in
+constant memory, one orjson parse per line; a create appends one line, so its cost does not grow
+with the store; `jq 'select(.status == "Open")' opportunities.jsonl` works as it is.
+An update or delete rewrites the file by copying the untouched byte ranges (no parsing) into a
+temp file that is fsynced and renamed over the old one, so a crash leaves the old file or the new
+one, never a mix. Creates append one whole line with a single write(); a line without its
+newline (a torn tail, e.g. after a power cut) is never read as data and is moved aside to
+`opportunities.jsonl.torn-*` by the next writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from oppcli import fields as F
+from oppcli.errors import (NotFoundError, ServiceError, StoreError, ValidationError)
+from oppcli.lookups import Lookups
+from oppcli.models import TagEdit, check_create, check_date_order
+from oppcli.query import Query, order
+
+FORMAT = "oppcli-store"
+VERSION = 1
+META = "meta.json"
+LOOKUPS = "lookups.json"
+DATA = "opportunities.jsonl"
+LOCK = ".lock"
+LOCK_TIMEOUT = float(os.environ.get("OPPCLI_LOCK_TIMEOUT", "30"))
+FIELD_ORDER = F.FIELD_NAMES
+Record = dict[str, Any]
+
+
+def canonical(record: Mapping[str, Any]) -> Record:
+    """Keys in Copper's order, extras (passed-through read-only keys) after them."""
+    out = {k: record.get(k) for k in FIELD_ORDER if k in record}
+    for k, v in record.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+def dump_line(record: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(canonical(record)) + b"\n"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a whole file so that readers see the old or the new content, never a part."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
+    while count > 0:
+        try:
+            sent = os.sendfile(dst, src, offset, min(count, 1 << 30))
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            sent = len(data := os.pread(src, min(count, 1 << 20), offset))
+            os.write(dst, data)
+        if sent == 0:
+            raise OSError(errno.EIO, "store file shrank while being copied")
+        offset += sent
+        count -= sent
+
+
+def _os_error(exc: OSError, path: Path, doing: str) -> StoreError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError(f"cannot {doing} {path}: {reason}", "free some disk space; the store is unchanged")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreError(f"cannot {doing} {path}: {reason}", "check the file's owner and permissions")
+    return StoreError(f"cannot {doing} {path}: {reason}")
+
+
+class LocalStore:
+    """The Backend for a store directory."""
+
+    name = "local"
+
+    def __init__(self, path: Path, meta: Mapping[str, Any]) -> None:
+        self.path = path
+        self.meta = dict(meta)
+        self.data_path = path / DATA
+        self._lookups: Lookups | None = None
+        self._warned_torn = False
+
+    # ---- opening and creating -------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path) -> LocalStore:
+        path = Path(path).expanduser()
+        meta_path = path / META
+        if not path.exists():
+            raise StoreError(f"no store at {path}",
+                             "run `oppcli init` (or `oppcli init --sample` for demo data), "
+                             "or point --store / OPPCLI_STORE at an existing store")
+        if not path.is_dir():
+            raise StoreError(f"{path} is not a store directory",
+                             "point --store at the directory `oppcli init` created")
+        if not meta_path.exists():
+            raise StoreError(f"{path} is not an oppcli store (no {META})",
+                             "run `oppcli init --store PATH` to create one")
+        meta = cls._read_json(meta_path)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise StoreError(f"{meta_path} is not an oppcli store header",
+                             "restore it from a backup; oppcli leaves it untouched")
+        version = meta.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise StoreError(f"store format version {version} is newer than this oppcli "
+                             f"understands ({VERSION})", "upgrade oppcli")
+        if not isinstance(meta.get("next_id"), int):
+            raise StoreError(f"{meta_path} has no valid next_id",
+                             "restore it from a backup; oppcli leaves it untouched")
+        return cls(path, meta)
+
+    @staticmethod
+    def _read_json(path: Path) -> Any:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise _os_error(exc, path, "read") from exc
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise StoreError(f"{path} is corrupt ({exc})",
+                             "restore it from a backup; oppcli leaves it untouched") from exc
+
+    @classmethod
+    def exists(cls, path: Path) -> bool:
+        return (Path(path).expanduser() / META).exists()
+
+    @classmethod
+    def create_store(cls, path: Path, *, lookups: Mapping[str, Any], date_order: str = "MDY",
+                     records: list[Record] | None = None) -> LocalStore:
+        """Make a new store directory; refuses to touch an existing one."""
+        path = Path(path).expanduser()
+        if cls.exists(path):
+            raise StoreError(f"a store already exists at {path}")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise StoreError(f"{path} exists and is not an empty directory",
+                             "choose another --store path")
+        order = check_date_order(date_order)
+        records = sorted(records or [], key=lambda r: r["id"])
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+            atomic_write(path / LOOKUPS, orjson.dumps(dict(lookups), option=orjson.OPT_INDENT_2))
+            atomic_write(path / DATA, b"".join(dump_line(r) for r in records))
+            next_id = (records[-1]["id"] + 1) if records else 1
+            meta = {"format": FORMAT, "version": VERSION, "next_id": next_id,
+                    "date_order": order, "created": int(time.time())}
+            # meta.json last: a store counts as existing only once it is complete.
+            atomic_write(path / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise _os_error(exc, path, "create the store in") from exc
+        return cls(path, meta)
+
+    # ---- Backend: reading -------------------------------------------------------------------
+    def describe(self) -> str:
+        return f"local store {self.path}"
+
+    def date_order(self) -> str:
+        return str(self.meta.get("date_order") or "MDY")
+
+    def lookups(self) -> Lookups:
+        if self._lookups is None:
+            data = self._read_json(self.path / LOOKUPS)
+            if not isinstance(data, dict):
+                raise StoreError(f"{self.path / LOOKUPS} is not a JSON object",
+                                 "restore it from a backup; oppcli leaves it untouched")
+            self._lookups = Lookups(data)
+        return self._lookups
+
+    def _open_data(self) -> BinaryIO:
+        try:
+            return open(self.data_path, "rb")
+        except FileNotFoundError:
+            raise StoreError(f"{self.data_path} is missing",
+                             "restore it from a backup, or run `oppcli init` on a new path") from None
+        except OSError as exc:
+            raise _os_error(exc, self.data_path, "read") from exc
+
+    def _corrupt(self, lineno: int, why: str) -> StoreError:
+        return StoreError(f"{self.data_path} line {lineno} is corrupt ({why})",
+                          "restore the store from a backup; oppcli leaves it untouched")
+
+    def _parse(self, line: bytes, lineno: int) -> Record:
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise self._corrupt(lineno, str(exc)) from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("id"), int):
+            raise self._corrupt(lineno, "not an opportunity object with an integer id")
+        return rec
+
+    def _torn(self, size: int) -> None:
+        if not self._warned_torn:
+            self._warned_torn = True
+            print(f"oppcli: warning: ignoring an incomplete last line ({size} bytes) in "
+                  f"{self.data_path}, left by an interrupted write; the next change moves it aside",
+                  file=sys.stderr)
+
+    def _lines(self, f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+        """(offset, line number, line) for every complete line; blank lines skipped."""
+        offset = 0
+        for lineno, line in enumerate(f, 1):
+            size = len(line)
+            if line[-1:] != b"\n":
+                self._torn(size)
+                return
+            if size > 1:
+                yield offset, lineno, line
+            offset += size
+
+    def scan(self) -> Iterator[Record]:
+        """Every record in file (id) order."""
+        with self._open_data() as f:
+            for _, lineno, line in self._lines(f):
+                yield self._parse(line, lineno)
+
+    def search(self, query: Query) -> Iterator[Record]:
+        match = query.compile(self.date_order())
+        limit = query.limit
+        if limit is not None and limit <= 0:
+            return
+        by_file_order = query.sort_by == "id" and not query.descending
+        if by_file_order:
+            count = 0
+            for rec in self.scan():
+                if match(rec):
+                    yield rec
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
+            return
+        # Keep only (sort value, id, where) per match, then read the winners back: constant
+        # memory per record whatever the record size.
+        value_of = query.sort_value(self.date_order())
+        hits: list[tuple[Any, int, Any]] = []
+        parse = self._parse
+        with self._open_data() as f:
+            for offset, lineno, line in self._lines(f):
+                rec = parse(line, lineno)
+                if match(rec):
+                    hits.append((value_of(rec), rec["id"], (offset, len(line), lineno)))
+            ordered = order(hits, query.descending)
+            if limit is not None:
+                ordered = ordered[:limit]
+            fd = f.fileno()
+            for _, _, (offset, size, lineno) in ordered:
+                yield parse(os.pread(fd, size, offset), lineno)
+
+    def get(self, opp_id: int) -> Record:
+        with self._open_data() as f:
+            found = self._locate(_read_all(f), opp_id)
+        if found is None:
+            raise NotFoundError(f"no opportunity with id {opp_id}",
+                                "`oppcli list` or `oppcli search` shows the ids")
+        return found[2]
+
+    def _locate(self, data: bytes, opp_id: int) -> tuple[int, int, Record] | None:
+        """(offset, length, record) of the line holding opp_id, or None.
+
+        Fast path: the store writes every line as `{"id":N,...`, so a byte search finds it
+        without parsing; the hit is confirmed by parsing. A hand-edited line that does not
+        start that way is still found by the slow path, a full parse.
+        """
+        needle = b'{"id":%d,' % opp_id
+        pos = data.find(needle)
+        while pos != -1:
+            if pos == 0 or data[pos - 1:pos] == b"\n":
+                end = data.find(b"\n", pos)
+                if end == -1:  # torn tail: not committed
+                    break
+                rec = self._parse(data[pos:end + 1], data.count(b"\n", 0, pos) + 1)
+                if rec["id"] == opp_id:
+                    return pos, end + 1 - pos, rec
+            pos = data.find(needle, pos + 1)
+        offset = 0
+        for lineno, line in enumerate(data.splitlines(keepends=True), 1):
+            if line.endswith(b"\n") and line.strip():
+                rec = self._parse(line, lineno)
+                if rec["id"] == opp_id:
+                    return offset, len(line), rec
+            offset += len(line)
+        return None
+
+    # ---- Backend: writing -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock_path = self.path / LOCK
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise _os_error(exc, lock_path, "lock") from exc
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            delay = 0.002
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ServiceError(f"the store {self.path} stayed locked by another "
+                                           f"process for {LOCK_TIMEOUT:g}s",
+                                           "try again when the other oppcli has finished")
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+            # Another process may have changed the header while we waited.
+            self.meta = self.open(self.path).meta
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _set_torn_tail_aside(self, fd: int) -> int:
+        """Copy a torn last line (no newline) aside; returns the size of the committed data."""
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return size
+        start = 0
+        pos = size
+        while pos > 0:
+            read_from = max(0, pos - (1 << 16))
+            nl = os.pread(fd, pos - read_from, read_from).rfind(b"\n")
+            if nl != -1:
+                start = read_from + nl + 1
+                break
+            pos = read_from
+        torn = os.pread(fd, size - start, start)
+        aside = self.path / f"{DATA}.torn-{int(time.time())}-{os.getpid()}"
+        atomic_write(aside, torn)
+        print(f"oppcli: warning: moved an incomplete last line ({len(torn)} bytes) left by an "
+              f"interrupted write to {aside}", file=sys.stderr)
+        return start
+
+    def _last_id(self, fd: int, size: int) -> int:
+        """The id on the last complete line: the highest, since lines are in id order."""
+        read_from = max(0, size - (1 << 16))
+        block = os.pread(fd, size - read_from, read_from)
+        block = block[:block.rfind(b"\n") + 1].rstrip(b"\n")
+        if not block.strip():
+            if read_from == 0:
+                return 0
+            return max((r["id"] for r in self.scan()), default=0)
+        if b"\n" not in block and read_from > 0:  # one huge line: parse the file
+            return max((r["id"] for r in self.scan()), default=0)
+        last = block.rsplit(b"\n", 1)[-1]
+        try:
+            return int(orjson.loads(last)["id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise self._corrupt(-1, "the last line is not an opportunity") from None
+
+    def create(self, payload: Mapping[str, Any]) -> Record:
+        check_create(payload)
+        lookups = self.lookups()
+        with self._locked():
+            try:
+                fd = os.open(self.data_path, os.O_RDWR | os.O_APPEND)
+            except OSError as exc:
+                raise _os_error(exc, self.data_path, "open") from exc
+            try:
+                size = self._set_torn_tail_aside(fd)
+                if size != os.fstat(fd).st_size:
+                    os.ftruncate(fd, size)
+                new_id = max(int(self.meta["next_id"]), self._last_id(fd, size) + 1)
+                now = int(time.time())
+                record = self._with_defaults(dict(payload), lookups)
+                record.update(id=new_id, date_created=now, date_modified=now)
+                self._check_refs(record, lookups)
+                line = dump_line(record)
+                try:
+                    written = os.write(fd, line)
+                    if written != len(line):
+                        raise OSError(errno.ENOSPC, "short write")
+                    os.fsync(fd)
+                except OSError as exc:
+                    os.ftruncate(fd, size)  # take back a partial line
+                    raise _os_error(exc, self.data_path, "write") from exc
+            finally:
+                os.close(fd)
+        return orjson.loads(line)  # type: ignore[no-any-return]
+
+    def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
+        lookups = self.lookups()
+        with self._locked(), self._open_data() as f:
+            found = self._locate(_read_all(f), opp_id)
+            if found is None:
+                raise NotFoundError(f"no opportunity with id {opp_id}",
+                                    "`oppcli list` or `oppcli search` shows the ids")
+            offset, length, current = found
+            record = apply_changes(current, changes, lookups)
+            self._check_refs(record, lookups)
+            record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
+            line = dump_line(record)
+            self._rewrite(f, [(offset, length, line)])
+        return orjson.loads(line)  # type: ignore[no-any-return]
+
+    def delete(self, ids: list[int]) -> list[Record]:
+        with self._locked(), self._open_data() as f:
+            hits: list[tuple[int, int, Record]] = []
+            missing: list[int] = []
+            data = _read_all(f)
+            for opp_id in dict.fromkeys(ids):
+                found = self._locate(data, opp_id)
+                if found is None:
+                    missing.append(opp_id)
+                else:
+                    hits.append(found)
+            if missing:
+                raise NotFoundError(
+                    f"no opportunit{'ies' if len(missing) > 1 else 'y'} with id "
+                    f"{', '.join(map(str, missing))}; nothing was deleted",
+                    "`oppcli list` or `oppcli search` shows the ids")
+            # Never hand out a deleted id again, even the highest one.
+            size = os.fstat(f.fileno()).st_size
+            top = self._last_id(f.fileno(), size) if size else 0
+            if top + 1 > int(self.meta["next_id"]):
+                self.meta["next_id"] = top + 1
+                self._write_meta()
+            self._rewrite(f, [(off, ln, b"") for off, ln, _ in hits])
+        return [rec for _, _, rec in hits]
+
+    def _write_meta(self) -> None:
+        try:
+            atomic_write(self.path / META, orjson.dumps(self.meta, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise _os_error(exc, self.path / META, "write") from exc
+
+    def _rewrite(self, f: BinaryIO, edits: list[tuple[int, int, bytes]]) -> None:
+        """Replace byte ranges (offset, length) with new bytes, atomically, by copy and rename."""
+        src = f.fileno()
+        committed = self._set_torn_tail_aside(src)  # a torn tail is left out
+        tmp_fd, tmp = tempfile.mkstemp(prefix=f".{DATA}.", suffix=".tmp", dir=self.path)
+        try:
+            os.fchmod(tmp_fd, 0o600)
+            pos = 0
+            for offset, length, new in sorted(edits):
+                _copy_range(src, tmp_fd, pos, offset - pos)
+                if new:
+                    os.write(tmp_fd, new)
+                pos = offset + length
+            _copy_range(src, tmp_fd, pos, committed - pos)
+            os.fsync(tmp_fd)
+            os.close(tmp_fd)
+            tmp_fd = -1
+            os.replace(tmp, self.data_path)
+        except OSError as exc:
+            raise _os_error(exc, self.data_path, "rewrite") from exc
+        finally:
+            if tmp_fd >= 0:
+                os.close(tmp_fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _fsync_dir(self.path)
+
+    # ---- Copper's defaults and reference checks -------------------------------------------
+    def _with_defaults(self, record: Record, lookups: Lookups) -> Record:
+        """What Copper fills in on create."""
+        record.setdefault("status", "Open")
+        record.setdefault("priority", "None")
+        record.setdefault("tags", [])
+        if record.get("pipeline_stage_id") is not None and record.get("pipeline_id") is None:
+            stage = lookups.get("stages", record["pipeline_stage_id"])
+            if stage:
+                record["pipeline_id"] = stage["pipeline_id"]
+        if record.get("pipeline_id") is None:
+            default = lookups.default_pipeline()
+            if default:
+                record["pipeline_id"] = default["id"]
+        if record.get("pipeline_stage_id") is None and record.get("pipeline_id") is not None:
+            first = lookups.first_stage(record["pipeline_id"])
+            if first:
+                record["pipeline_stage_id"] = first["id"]
+        if record.get("win_probability") is None:
+            stage = lookups.get("stages", record.get("pipeline_stage_id"))
+            if stage and stage.get("win_probability") is not None:
+                record["win_probability"] = stage["win_probability"]
+        if record.get("company_id") is None:
+            person = lookups.get("people", record.get("primary_contact_id"))
+            if person and person.get("company_id") is not None:
+                record["company_id"] = person["company_id"]
+        record["custom_fields"] = merge_custom_fields([], record.get("custom_fields") or [],
+                                                      lookups)
+        return derive(record, lookups)
+
+    def _check_refs(self, record: Record, lookups: Lookups) -> None:
+        """Referenced ids must exist in the lookup tables the store has."""
+        for fld in F.FIELDS:
+            if fld.kind != F.REF or fld.lookup is None:
+                continue
+            ident = record.get(fld.name)
+            table = fld.lookup
+            if ident is None or not lookups.rows(table):
+                continue
+            if not lookups.has(table, ident):
+                listed = ", ".join(f"{r['name']} ({r['id']})" for r in lookups.rows(table)[:12])
+                raise NotFoundError(f"unknown {fld.name} {ident}", f"known: {listed}")
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if stage and record.get("pipeline_id") is not None and stage["pipeline_id"] != record["pipeline_id"]:
+            names = ", ".join(s["name"] for s in lookups.stages
+                              if s["pipeline_id"] == record["pipeline_id"])
+            raise ValidationError(
+                f"stage {stage['name']!r} belongs to pipeline {stage['pipeline_name']!r}, "
+                f"not {lookups.name_of('pipelines', record['pipeline_id'])!r}",
+                f"stages of that pipeline: {names}")
+
+
+def _read_all(f: BinaryIO) -> bytes:
+    f.seek(0)
+    return f.read()
+
+
+def derive(record: Record, lookups: Lookups) -> Record:
+    """Fields Copper derives from others: company_name, pipeline_is_revenue, pipeline_type."""
+    company = lookups.get("companies", record.get("company_id"))
+    if company is not None:
+        record["company_name"] = company["name"]
+    elif record.get("company_id") is None:
+        record["company_name"] = None
+    else:
+        record.setdefault("company_name", None)
+    pipeline = lookups.get("pipelines", record.get("pipeline_id"))
+    if pipeline is not None:
+        record["pipeline_is_revenue"] = bool(pipeline.get("is_revenue", True))
+        record["pipeline_type"] = pipeline.get("type") or "opportunity"
+    else:
+        record.setdefault("pipeline_is_revenue", None)
+        record.setdefault("pipeline_type", None)
+    for name in F.FIELD_NAMES:
+        record.setdefault(name, None)
+    return record
+
+
+def merge_custom_fields(current: list[Mapping[str, Any]], changes: list[Mapping[str, Any]],
+                        lookups: Lookups) -> list[dict[str, Any]]:
+    """Every opportunity definition appears once (null when unset); changes win by id."""
+    values: dict[int, Any] = {}
+    for cf in current:
+        values[cf["custom_field_definition_id"]] = cf.get("value")
+    for cf in changes:
+        values[cf["custom_field_definition_id"]] = cf.get("value")
+    out = [{"custom_field_definition_id": d["id"], "value": values.pop(d["id"], None)}
+           for d in lookups.opportunity_fields()]
+    out.extend({"custom_field_definition_id": k, "value": v} for k, v in values.items())
+    return out
+
+
+def apply_changes(current: Mapping[str, Any], changes: Mapping[str, Any], lookups: Lookups) -> Record:
+    """The record after an update: only given keys change; None clears."""
+    record = dict(current)
+    for key, value in changes.items():
+        if key == "tags" and isinstance(value, TagEdit):
+            record["tags"] = value.apply(record.get("tags") or [])
+        elif key == "custom_fields":
+            record["custom_fields"] = merge_custom_fields(record.get("custom_fields") or [],
+                                                          value, lookups)
+        else:
+            record[key] = value
+    if "pipeline_id" in changes and "pipeline_stage_id" not in changes:
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if record.get("pipeline_id") is not None and (stage is None or
+                                                      stage["pipeline_id"] != record["pipeline_id"]):
+            first = lookups.first_stage(record["pipeline_id"])
+            record["pipeline_stage_id"] = first["id"] if first else None
+    if "pipeline_stage_id" in changes and "pipeline_id" not in changes:
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if stage:
+            record["pipeline_id"] = stage["pipeline_id"]
+    return derive(record, lookups)

@@ -1,0 +1,239 @@
+"""Settings: flag > environment > the selected profile in the config file > defaults.
+
+The config file is TOML (read with tomllib, written with tomli-w), 0600 in a 0700 directory
+because it can hold the Copper API key:
+
+    [profiles.default]
+    backend = "local"
+    store = "/home/me/deals"
+    date_order = "MDY"
+
+    [profiles.work.copper]
+    api_key = "..."
+    user_email = "me@example.com"
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oppcli.errors import ConfigError, ValidationError
+
+DEFAULT_PROFILE = "default"
+DEFAULT_COPPER_URL = "https://api.copper.com/developer_api/v1"
+CONFIG_FILE = "config.toml"
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    help: str
+    env: tuple[str, ...]
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+
+KEYS: dict[str, Key] = {k.name: k for k in (
+    Key("backend", "Where data lives: local (the JSON store) or copper (the API).",
+        ("OPPCLI_BACKEND",), ("local", "copper")),
+    Key("store", "Path of the local store directory.", ("OPPCLI_STORE",)),
+    Key("date_order", "How close dates are written: MDY (MM/DD/YYYY) or DMY (DD/MM/YYYY).",
+        ("OPPCLI_DATE_ORDER",), ("MDY", "DMY")),
+    Key("copper.url", "Copper API base URL.", ("OPPCLI_COPPER_URL",)),
+    Key("copper.api_key", "Copper API key.", ("COPPER_API_KEY", "OPPCLI_COPPER_API_KEY"),
+        secret=True),
+    Key("copper.user_email", "Email of the API key's owner.",
+        ("COPPER_USER_EMAIL", "OPPCLI_COPPER_USER_EMAIL")),
+)}
+ALIASES = {"copper.date_order": "date_order"}
+
+
+def canonical_key(name: str) -> str:
+    key = ALIASES.get(name, name)
+    if key not in KEYS:
+        raise ValidationError(f"unknown config key {name!r}", "valid keys: " + ", ".join(KEYS))
+    return key
+
+
+def config_dir() -> Path:
+    env = os.environ.get("OPPCLI_CONFIG_DIR")
+    if env:
+        return Path(env).expanduser()
+    import typer
+
+    return Path(typer.get_app_dir("oppcli"))
+
+
+def config_path() -> Path:
+    return config_dir() / CONFIG_FILE
+
+
+def default_store() -> Path:
+    if sys.platform.startswith("linux") or os.environ.get("XDG_DATA_HOME"):
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        return base / "oppcli" / "store"
+    return config_dir() / "store"
+
+
+def defaults() -> dict[str, Any]:
+    return {"backend": "local", "store": str(default_store()), "date_order": "MDY",
+            "copper.url": DEFAULT_COPPER_URL, "copper.api_key": None, "copper.user_email": None}
+
+
+def read_config(path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}",
+                          "check its permissions, or point OPPCLI_CONFIG_DIR elsewhere") from exc
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path} is not valid TOML ({exc})",
+                          "fix it by hand or remove it") from exc
+    profiles = doc.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(f"config {path}: [profiles] must hold tables like [profiles.default]",
+                          "fix it by hand or remove it")
+    return doc
+
+
+def _flatten(profile: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in profile.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                out[f"{k}.{k2}"] = v2
+        else:
+            out[k] = v
+    return {ALIASES.get(k, k): v for k, v in out.items()}
+
+
+def check_value(key: str, value: str) -> str:
+    spec = KEYS[key]
+    if key == "date_order":
+        from oppcli.models import check_date_order
+
+        return check_date_order(value)
+    if spec.choices:
+        low = value.strip().lower()
+        if low not in spec.choices:
+            raise ValidationError(f"invalid {key} {value!r}", "valid: " + ", ".join(spec.choices))
+        return low
+    if key == "copper.url" and not value.startswith(("https://", "http://")):
+        raise ValidationError(f"invalid copper.url {value!r}", "give an https:// URL")
+    if key == "store":
+        return str(Path(value).expanduser())
+    return value
+
+
+@dataclass
+class Settings:
+    profile: str
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+
+    @property
+    def backend(self) -> str:
+        return str(self.values["backend"])
+
+    @property
+    def store_path(self) -> Path:
+        return Path(str(self.values["store"])).expanduser()
+
+    @property
+    def date_order(self) -> str:
+        return str(self.values["date_order"])
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+
+def load_settings(*, profile: str | None = None, flags: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every key with its source: flag > environment > profile > default."""
+    env = os.environ if env is None else env
+    flags = flags or {}
+    if profile:
+        chosen, profile_source = profile, "--profile"
+    elif env.get("OPPCLI_PROFILE"):
+        chosen, profile_source = env["OPPCLI_PROFILE"], "OPPCLI_PROFILE"
+    else:
+        chosen, profile_source = DEFAULT_PROFILE, "default"
+    path = config_path()
+    doc = read_config(path)
+    profiles = doc.get("profiles", {})
+    if chosen not in profiles and profile_source != "default":
+        known = ", ".join(profiles) or "none yet"
+        raise ConfigError(f"no profile {chosen!r} in {path} (from {profile_source})",
+                          f"profiles: {known}; create one with "
+                          f"`oppcli --profile {chosen} config set backend local`")
+    from_profile = _flatten(profiles.get(chosen, {}))
+    values = defaults()
+    sources: dict[str, str] = {}
+    for key, spec in KEYS.items():
+        if flags.get(key) is not None:
+            values[key], sources[key] = flags[key], f"flag --{key.replace('_', '-')}"
+            continue
+        env_name = next((e for e in spec.env if env.get(e)), None)
+        if env_name:
+            values[key], sources[key] = env[env_name], f"environment {env_name}"
+            continue
+        if from_profile.get(key) not in (None, ""):
+            values[key], sources[key] = from_profile[key], f"profile {chosen!r} in {path}"
+    for key in ("backend", "date_order"):
+        if key in sources:
+            try:
+                values[key] = check_value(key, str(values[key]))
+            except ValidationError as exc:
+                raise ConfigError(f"{exc.message} (from {sources[key]})", exc.hint) from None
+    return Settings(profile=chosen, values=values, sources=sources, config_file=path)
+
+
+def write_config(doc: Mapping[str, Any], path: Path | None = None) -> Path:
+    import tomli_w
+
+    from oppcli.backends.local import atomic_write
+
+    path = path or config_path()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(path, tomli_w.dumps(dict(doc)).encode("utf-8"), mode=0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config {path}: {exc.strerror}",
+                          "check the directory's permissions") from exc
+    return path
+
+
+def set_value(profile: str, key: str, value: str | None) -> Path:
+    """Set (or with None remove) one key of a profile in the config file."""
+    key = canonical_key(key)
+    doc = read_config()
+    profiles = doc.setdefault("profiles", {})
+    table = profiles.setdefault(profile, {})
+    section, _, leaf = key.rpartition(".")
+    target = table.setdefault(section, {}) if section else table
+    if value is None:
+        target.pop(leaf, None)
+        if section and not target:
+            table.pop(section, None)
+    else:
+        target[leaf] = check_value(key, value)
+    return write_config(doc)
+
+
+def mask(value: Any) -> str:
+    text = str(value)
+    if len(text) <= 8:
+        return "****"
+    return text[:4] + "…" + text[-4:]

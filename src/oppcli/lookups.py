@@ -1,0 +1,179 @@
+"""Lookup tables (pipelines with stages, users, sources, ...) and name <-> id resolution.
+
+The tables have the shapes Copper's lookup endpoints return, so the local store and the
+Copper backend resolve names the same way. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from oppcli.errors import ConflictError, NotFoundError, ValidationError
+from oppcli.fields import LOOKUP_TABLES
+
+# How a table is named in messages.
+LABELS = {
+    "pipelines": "pipeline",
+    "stages": "stage",
+    "users": "user",
+    "customer_sources": "customer source",
+    "loss_reasons": "loss reason",
+    "custom_field_definitions": "custom field",
+    "companies": "company",
+    "people": "person",
+}
+
+MAX_CANDIDATES = 12
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+class Lookups:
+    """Read-only view of the lookup tables with name resolution."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        data = data or {}
+        self.data: dict[str, list[dict[str, Any]]] = {
+            t: list(data.get(t) or []) for t in LOOKUP_TABLES
+        }
+        self.stages: list[dict[str, Any]] = []
+        for p in self.data["pipelines"]:
+            for s in p.get("stages") or []:
+                self.stages.append({**s, "pipeline_id": p["id"], "pipeline_name": p["name"]})
+        self._by_id: dict[str, dict[int, dict[str, Any]]] = {
+            t: {r["id"]: r for r in rows} for t, rows in self.data.items()
+        }
+        self._by_id["stages"] = {s["id"]: s for s in self.stages}
+
+    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return {t: list(rows) for t, rows in self.data.items()}
+
+    # ---- ids -> records and names -------------------------------------------------------
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        return self.stages if table == "stages" else self.data[table]
+
+    def get(self, table: str, ident: int | None) -> dict[str, Any] | None:
+        if ident is None:
+            return None
+        return self._by_id[table].get(ident)
+
+    def has(self, table: str, ident: int) -> bool:
+        return ident in self._by_id[table]
+
+    def name_of(self, table: str, ident: int | None) -> str | None:
+        row = self.get(table, ident)
+        return None if row is None else str(row.get("name"))
+
+    def default_pipeline(self) -> dict[str, Any] | None:
+        pipelines = self.data["pipelines"]
+        for p in pipelines:
+            if p.get("is_default"):
+                return p
+        return pipelines[0] if pipelines else None
+
+    def first_stage(self, pipeline_id: int) -> dict[str, Any] | None:
+        for s in self.stages:
+            if s["pipeline_id"] == pipeline_id:
+                return s
+        return None
+
+    def opportunity_fields(self) -> list[dict[str, Any]]:
+        """Custom field definitions that apply to opportunities, in definition order."""
+        return [d for d in self.data["custom_field_definitions"]
+                if "opportunity" in (d.get("available_on") or ["opportunity"])]
+
+    # ---- names -> ids ------------------------------------------------------------------
+    def _describe(self, table: str, row: dict[str, Any]) -> str:
+        if table == "stages":
+            return f"{row['pipeline_name']}/{row['name']} (id {row['id']})"
+        extra = f", {row['email']}" if row.get("email") else ""
+        return f"{row['name']} (id {row['id']}{extra})"
+
+    def resolve(self, table: str, text: str | int, *, pipeline_ids: Iterable[int] = ()) -> int:
+        """One id for a name, email or id. Unknown: NotFoundError (4); ambiguous: ConflictError (6).
+
+        Ids are taken as given (the backend checks they exist). Names compare case-insensitively;
+        stages may be written "Pipeline/Stage", and `pipeline_ids` narrows which stages count.
+        """
+        if isinstance(text, int):
+            return text
+        raw = text.strip()
+        if not raw:
+            raise ValidationError(f"empty {LABELS[table]} name", "give a name or an id")
+        if raw.lstrip("-").isdigit():
+            return int(raw)
+        rows = self.rows(table)
+        pipes = set(pipeline_ids)
+        want = _norm(raw)
+        if table == "stages":
+            if pipes:
+                rows = [s for s in rows if s["pipeline_id"] in pipes]
+            if "/" in raw:
+                pname, _, sname = raw.rpartition("/")
+                rows = [s for s in rows if _norm(s["pipeline_name"]) == _norm(pname)]
+                want = _norm(sname)
+        matches = [r for r in rows if _norm(str(r.get("name", ""))) == want
+                   or (r.get("email") and _norm(str(r["email"])) == want)]
+        if len(matches) == 1:
+            return int(matches[0]["id"])
+        label = LABELS[table]
+        if matches:
+            listed = "; ".join(self._describe(table, r) for r in matches[:MAX_CANDIDATES])
+            hint = ("give the id" + (" or Pipeline/Stage" if table == "stages" else "")
+                    + " to choose")
+            raise ConflictError(f"{label} {raw!r} is ambiguous: {listed}", hint)
+        similar = [r for r in rows if want in _norm(str(r.get("name", "")))] or rows
+        if not similar:
+            raise NotFoundError(f"no {label} named {raw!r}", f"this backend has no {label}s")
+        listed = "; ".join(self._describe(table, r) for r in similar[:MAX_CANDIDATES])
+        more = f" and {len(similar) - MAX_CANDIDATES} more" if len(similar) > MAX_CANDIDATES else ""
+        raise NotFoundError(f"no {label} named {raw!r}", f"candidates: {listed}{more}")
+
+    def resolve_many(self, table: str, values: Iterable[str], *,
+                     pipeline_ids: Iterable[int] = ()) -> list[int]:
+        pipes = list(pipeline_ids)
+        out: list[int] = []
+        for v in values:
+            ident = self.resolve(table, v, pipeline_ids=pipes)
+            if ident not in out:
+                out.append(ident)
+        return out
+
+    def custom_field(self, text: str) -> dict[str, Any]:
+        """The opportunity custom field definition for a name or id."""
+        defs = self.opportunity_fields()
+        raw = text.strip()
+        if raw.isdigit():
+            for d in defs:
+                if d["id"] == int(raw):
+                    return d
+            matches: list[dict[str, Any]] = []
+        else:
+            matches = [d for d in defs if _norm(d["name"]) == _norm(raw)]
+            if len(matches) == 1:
+                return matches[0]
+        if matches:
+            listed = "; ".join(f"{d['name']} (id {d['id']})" for d in matches)
+            raise ConflictError(f"custom field {raw!r} is ambiguous: {listed}", "give the id")
+        listed = ", ".join(f"{d['name']} ({d['data_type']})" for d in defs) or "none defined"
+        raise NotFoundError(f"no custom field named {raw!r}", f"custom fields: {listed}")
+
+    def option_id(self, definition: dict[str, Any], text: str) -> int:
+        options = definition.get("options") or []
+        raw = text.strip()
+        for o in options:
+            if _norm(o["name"]) == _norm(raw) or (raw.isdigit() and o["id"] == int(raw)):
+                return int(o["id"])
+        listed = ", ".join(o["name"] for o in options)
+        raise ValidationError(
+            f"{raw!r} is not an option of custom field {definition['name']!r}",
+            f"options: {listed}")
+
+    def option_name(self, definition: dict[str, Any], ident: Any) -> str:
+        for o in definition.get("options") or []:
+            if o["id"] == ident:
+                return str(o["name"])
+        return str(ident)

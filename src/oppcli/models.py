@@ -1,0 +1,438 @@
+"""Validation and normalisation of what users type and send: dates, enums, ranges, custom fields.
+
+Pure functions over fields.py; they raise ValidationError (exit 2) with the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from oppcli import fields as F
+from oppcli.errors import ValidationError
+from oppcli.lookups import Lookups
+
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_SLASH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+UTC = dt.timezone.utc
+
+
+# ---- dates ------------------------------------------------------------------------------
+def check_date_order(order: str) -> str:
+    up = order.strip().upper()
+    aliases = {"MM/DD/YYYY": "MDY", "DD/MM/YYYY": "DMY", "MDY": "MDY", "DMY": "DMY"}
+    if up not in aliases:
+        raise ValidationError(f"unknown date order {order!r}", "use MDY (MM/DD/YYYY) or DMY (DD/MM/YYYY)")
+    return aliases[up]
+
+
+def _make_date(y: int, m: int, d: int, text: str) -> dt.date:
+    try:
+        return dt.date(y, m, d)
+    except ValueError:
+        raise ValidationError(f"impossible date {text!r}", "check the day and month") from None
+
+
+def parse_close_date(text: str, order: str = "MDY") -> dt.date:
+    """A date a user typed: YYYY-MM-DD, or M/D/YYYY (order MDY) or D/M/YYYY (order DMY)."""
+    raw = text.strip()
+    m = _ISO_DATE.match(raw)
+    if m:
+        return _make_date(int(m[1]), int(m[2]), int(m[3]), raw)
+    m = _SLASH_DATE.match(raw)
+    if m:
+        a, b, y = int(m[1]), int(m[2]), int(m[3])
+        month, day = (a, b) if order == "MDY" else (b, a)
+        return _make_date(y, month, day, raw)
+    shape = "MM/DD/YYYY" if order == "MDY" else "DD/MM/YYYY"
+    raise ValidationError(f"cannot read date {text!r}", f"write YYYY-MM-DD or {shape}")
+
+
+def format_close_date(day: dt.date, order: str = "MDY") -> str:
+    """The way Copper writes close_date: unpadded, in the account's date order."""
+    if order == "DMY":
+        return f"{day.day}/{day.month}/{day.year}"
+    return f"{day.month}/{day.day}/{day.year}"
+
+
+def stored_close_date(value: Any, order: str = "MDY") -> dt.date | None:
+    """Read a stored close_date string; None when absent or unreadable (never raises)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_close_date(value, order)
+    except ValidationError:
+        return None
+
+
+def parse_filter_time(text: str, *, end_of_day: bool = False) -> int:
+    """Unix seconds for a date filter: YYYY-MM-DD (UTC day; its end when end_of_day) or ISO time."""
+    raw = text.strip()
+    m = _ISO_DATE.match(raw)
+    if m:
+        day = _make_date(int(m[1]), int(m[2]), int(m[3]), raw)
+        start = int(dt.datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        return start + 86399 if end_of_day else start
+    try:
+        when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"cannot read date {text!r}",
+                              "write YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM] (UTC by default)"
+                              ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp())
+
+
+def date_to_seconds(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+# ---- scalar values ------------------------------------------------------------------------
+def choice(value: str, choices: Iterable[str], what: str) -> str:
+    options = tuple(choices)
+    for c in options:
+        if c.casefold() == value.strip().casefold():
+            return c
+    raise ValidationError(f"unknown {what} {value!r}", "valid: " + ", ".join(options))
+
+
+def parse_int(text: str, what: str) -> int:
+    raw = text.strip()
+    if not re.fullmatch(r"[+-]?\d+", raw):
+        raise ValidationError(f"{what} must be a whole number, got {text!r}")
+    return int(raw)
+
+
+def parse_number(text: str, what: str) -> int | float:
+    raw = text.strip().replace("_", "")
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ValidationError(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(number):
+        raise ValidationError(f"{what} must be a finite number, got {text!r}")
+    return int(number) if number.is_integer() and "e" not in raw.lower() and abs(number) < 2**53 else number
+
+
+def parse_bool(text: str, what: str) -> bool:
+    low = text.strip().casefold()
+    if low in ("true", "yes", "y", "1", "on", "checked"):
+        return True
+    if low in ("false", "no", "n", "0", "off", "unchecked"):
+        return False
+    raise ValidationError(f"{what} must be true or false, got {text!r}")
+
+
+def check_percent(value: int | float, what: str = "win_probability") -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValidationError(f"{what} must be a whole number from 0 to 100, got {value}")
+    number = int(value)
+    if not 0 <= number <= 100:
+        raise ValidationError(f"{what} must be from 0 to 100, got {number}")
+    return number
+
+
+def from_text(fld: F.Field, text: str, date_order: str) -> Any:
+    """A CLI flag's string as the field's JSON value."""
+    what = fld.name
+    if fld.kind in (F.INT, F.REF, F.TIMESTAMP):
+        return parse_int(text, what)
+    if fld.kind == F.MONEY:
+        return parse_number(text, what)
+    if fld.kind == F.PERCENT:
+        return check_percent(parse_number(text, what))
+    if fld.kind == F.ENUM:
+        return choice(text, fld.choices, what.replace("_", " "))
+    if fld.kind == F.DATE:
+        return format_close_date(parse_close_date(text, date_order), date_order)
+    if fld.kind == F.BOOL:
+        return parse_bool(text, what)
+    if fld.kind == F.STR:
+        if not text.strip():
+            raise ValidationError(f"{what} cannot be empty")
+        return text
+    return text
+
+
+def check_json_value(fld: F.Field, value: Any, date_order: str) -> Any:
+    """A JSON value sent for a field, checked and normalised."""
+    what = fld.name
+    if value is None:
+        if not fld.nullable:
+            raise ValidationError(f"{what} cannot be null")
+        return None
+    kind = fld.kind
+    if kind in (F.INT, F.REF, F.TIMESTAMP):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str):
+                return parse_int(value, what)
+            raise ValidationError(f"{what} must be an integer, got {value!r}")
+        return value
+    if kind == F.MONEY:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, str):
+                return parse_number(value, what)
+            raise ValidationError(f"{what} must be a number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"{what} must be a finite number")
+        return value
+    if kind == F.PERCENT:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValidationError(f"{what} must be a number from 0 to 100, got {value!r}")
+        return check_percent(parse_number(value, what) if isinstance(value, str) else value)
+    if kind == F.ENUM:
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} must be one of {', '.join(fld.choices)}")
+        return choice(value, fld.choices, what.replace("_", " "))
+    if kind == F.DATE:
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} must be a date string such as 2026-03-31")
+        return format_close_date(parse_close_date(value, date_order), date_order)
+    if kind == F.BOOL:
+        if not isinstance(value, bool):
+            raise ValidationError(f"{what} must be true or false")
+        return value
+    if kind in (F.STR, F.TEXT):
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} must be a string, got {value!r}")
+        if kind == F.STR and fld.required and not value.strip():
+            raise ValidationError(f"{what} cannot be empty")
+        return value
+    if kind == F.TAGS:
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise ValidationError(f"{what} must be a list of strings")
+        return normalise_tags(value)
+    raise ValidationError(f"{what} cannot be set this way")
+
+
+def normalise_tags(tags: Iterable[str]) -> list[str]:
+    """Trim, drop empties and case-insensitive duplicates, keep first spelling and order."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for tag in tags:
+        t = tag.strip()
+        if t and t.casefold() not in seen:
+            seen.add(t.casefold())
+            out.append(t)
+    return out
+
+
+def split_list(values: Iterable[str] | None) -> list[str]:
+    """Repeatable and comma-separated values, flattened: ["a,b", "c"] -> [a, b, c]."""
+    out: list[str] = []
+    for v in values or ():
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+# ---- custom fields ----------------------------------------------------------------------
+def cf_from_text(defn: Mapping[str, Any], text: str, lookups: Lookups, date_order: str) -> Any:
+    """A custom field value typed as text, as the JSON value Copper stores (empty: null)."""
+    kind = defn.get("data_type", "String")
+    what = f"custom field {defn['name']!r}"
+    if text.strip() == "":
+        return None
+    if kind in F.CF_NUMBER_TYPES:
+        return parse_number(text, what)
+    if kind == "Checkbox":
+        return parse_bool(text, what)
+    if kind == "Date":
+        return date_to_seconds(parse_close_date(text, date_order))
+    if kind == "Dropdown":
+        return lookups.option_id(dict(defn), text)
+    if kind == "MultiSelect":
+        return [lookups.option_id(dict(defn), part) for part in split_list([text])]
+    return text
+
+
+def cf_check_json(defn: Mapping[str, Any], value: Any, lookups: Lookups, date_order: str) -> Any:
+    kind = defn.get("data_type", "String")
+    what = f"custom field {defn['name']!r}"
+    if value is None:
+        return None
+    if isinstance(value, str) and kind not in F.CF_TEXT_TYPES:
+        return cf_from_text(defn, value, lookups, date_order)
+    if kind in F.CF_TEXT_TYPES:
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} takes text, got {value!r}")
+        return value
+    if kind in F.CF_NUMBER_TYPES or kind == "Date":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(f"{what} takes a number, got {value!r}")
+        return value
+    if kind == "Checkbox":
+        if not isinstance(value, bool):
+            raise ValidationError(f"{what} takes true or false, got {value!r}")
+        return value
+    if kind == "Dropdown":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{what} takes an option id, got {value!r}")
+        return lookups.option_id(dict(defn), str(value))
+    if kind == "MultiSelect":
+        if not isinstance(value, list):
+            raise ValidationError(f"{what} takes a list of option ids, got {value!r}")
+        return [lookups.option_id(dict(defn), str(v)) for v in value]
+    return value
+
+
+def parse_cf_assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValidationError(f"--custom-field needs NAME=VALUE, got {text!r}",
+                              "for example --custom-field Region=EMEA")
+    return name.strip(), value
+
+
+# ---- changes: what create and update send --------------------------------------------------
+@dataclass
+class TagEdit:
+    """--add-tag/--remove-tag on update: applied to the current tags by the backend."""
+
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+    def apply(self, current: Iterable[str]) -> list[str]:
+        drop = {t.casefold() for t in self.remove}
+        kept = [t for t in current if t.casefold() not in drop]
+        return normalise_tags(kept + self.add)
+
+
+def payload_from_json(obj: Any, lookups: Lookups, date_order: str) -> dict[str, Any]:
+    """A record sent as JSON (create --from-json): checked; backend-owned keys are dropped."""
+    if not isinstance(obj, dict):
+        kind = "an array" if isinstance(obj, list) else type(obj).__name__
+        raise ValidationError(f"--from-json needs one JSON object, got {kind}",
+                              "send a single opportunity object")
+    out: dict[str, Any] = {}
+    unknown = [k for k in obj if k not in F.BY_NAME and k not in F.PASSTHROUGH]
+    if unknown:
+        raise ValidationError(f"unknown field{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(map(str, unknown))} in JSON input",
+                              "valid fields: " + ", ".join(F.FIELD_NAMES))
+    for key, value in obj.items():
+        if key in F.PASSTHROUGH or key in F.READ_ONLY:
+            continue
+        fld = F.BY_NAME[key]
+        if fld.kind == F.CUSTOM:
+            out[key] = custom_fields_from_json(value, lookups, date_order)
+        else:
+            out[key] = check_json_value(fld, value, date_order)
+    return out
+
+
+def custom_fields_from_json(value: Any, lookups: Lookups, date_order: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise ValidationError("custom_fields must be a list of "
+                              "{custom_field_definition_id, value} objects")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or "custom_field_definition_id" not in item:
+            raise ValidationError("each custom_fields item needs custom_field_definition_id and value")
+        defn = lookups.custom_field(str(item["custom_field_definition_id"]))
+        out.append({"custom_field_definition_id": defn["id"],
+                    "value": cf_check_json(defn, item.get("value"), lookups, date_order)})
+    return out
+
+
+def check_create(payload: Mapping[str, Any]) -> None:
+    missing = [f for f in F.REQUIRED if payload.get(f) in (None, "")]
+    if missing:
+        flags = " and ".join(F.BY_NAME[m].flag for m in missing)
+        raise ValidationError(f"missing required {' and '.join(missing)}", f"give {flags}")
+
+
+# Name-taking aliases of create/update: flag name -> (field, lookup table).
+ALIASES: dict[str, tuple[str, str]] = {
+    "pipeline": ("pipeline_id", "pipelines"),
+    "stage": ("pipeline_stage_id", "stages"),
+    "assignee": ("assignee_id", "users"),
+    "source": ("customer_source_id", "customer_sources"),
+    "loss_reason": ("loss_reason_id", "loss_reasons"),
+    "company": ("company_id", "companies"),
+    "primary_contact": ("primary_contact_id", "people"),
+}
+
+
+def changes_from_options(
+    values: Mapping[str, str | None],
+    aliases: Mapping[str, str | None],
+    *,
+    lookups: Lookups,
+    date_order: str,
+    tags: list[str] | None = None,
+    add_tags: list[str] | None = None,
+    remove_tags: list[str] | None = None,
+    custom: list[str] | None = None,
+    clear: list[str] | None = None,
+    base: Mapping[str, Any] | None = None,
+    context_pipeline: int | None = None,
+) -> dict[str, Any]:
+    """What create/update flags ask for, as field -> JSON value (None clears).
+
+    `base` is a record read with --from-json; flags override its keys.
+    """
+    changes: dict[str, Any] = dict(base or {})
+    for name, text in values.items():
+        if text is not None:
+            changes[name] = from_text(F.BY_NAME[name], text, date_order)
+    # Aliases: a name (or id) resolved through the lookups; pipeline first, to narrow stages.
+    for alias in sorted(aliases, key=lambda a: a != "pipeline"):
+        text = aliases[alias]
+        if text is None:
+            continue
+        target, table = ALIASES[alias]
+        if values.get(target) is not None:
+            raise ValidationError(f"--{alias.replace('_', '-')} and {F.BY_NAME[target].flag} "
+                                  "both given", "give only one of them")
+        narrow: list[int] = []
+        if table == "stages":
+            pipe = changes.get("pipeline_id")
+            narrow = [pipe] if isinstance(pipe, int) else []
+        try:
+            changes[target] = lookups.resolve(table, text, pipeline_ids=narrow)
+        except Exception as exc:
+            from oppcli.errors import ConflictError
+
+            if not (isinstance(exc, ConflictError) and table == "stages" and context_pipeline
+                    and not narrow):
+                raise
+            changes[target] = lookups.resolve(table, text, pipeline_ids=[context_pipeline])
+    if tags is not None and (add_tags or remove_tags):
+        raise ValidationError("--tag replaces the tags; it cannot be combined with "
+                              "--add-tag/--remove-tag", "use one or the other")
+    if tags is not None:
+        changes["tags"] = normalise_tags(split_list(tags))
+    elif add_tags or remove_tags:
+        changes["tags"] = TagEdit(add=split_list(add_tags), remove=split_list(remove_tags))
+    if custom:
+        cfs = [cf for cf in changes.get("custom_fields") or []]
+        for item in custom:
+            name, text = parse_cf_assignment(item)
+            defn = lookups.custom_field(name)
+            cfs = [cf for cf in cfs if cf["custom_field_definition_id"] != defn["id"]]
+            cfs.append({"custom_field_definition_id": defn["id"],
+                        "value": cf_from_text(defn, text, lookups, date_order)})
+        changes["custom_fields"] = cfs
+    for name in clear or ():
+        fld = F.BY_NAME.get(name.strip().replace("-", "_"))
+        if fld is None or not fld.writable:
+            valid = ", ".join(f.name for f in F.WRITABLE if f.nullable or f.kind in (F.TAGS, F.CUSTOM))
+            raise ValidationError(f"cannot clear {name!r}", f"fields that can be cleared: {valid}")
+        if fld.name in changes:
+            raise ValidationError(f"{fld.name} is both set and cleared", "give only one of them")
+        if fld.kind == F.TAGS:
+            changes["tags"] = []
+        elif fld.kind == F.CUSTOM:
+            changes["custom_fields"] = [{"custom_field_definition_id": d["id"], "value": None}
+                                        for d in lookups.opportunity_fields()]
+        elif not fld.nullable or fld.required:
+            raise ValidationError(f"{fld.name} cannot be cleared",
+                                  f"set it to another value with {fld.flag}")
+        else:
+            changes[fld.name] = None
+    return changes

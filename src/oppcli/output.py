@@ -1,0 +1,343 @@
+"""Every output format in one place: table (Rich), json, jsonl, csv, tsv.
+
+stdout carries data only; Rich is imported only when a table is drawn.
+Rules (documented in the README):
+- json: an array of records (`[]` when empty), one object for a single record; the API's shape.
+- jsonl: one compact record per line, written as each record arrives.
+- csv/tsv: a header row; null is an empty cell; tags are joined with ";"; custom fields become
+  one column each, headed "cf:<definition name>", holding option names, ISO dates and
+  true/false; ids stay ids. In CSV a text cell starting with = + - @ (or tab/CR) gets a leading
+  ' so a spreadsheet does not run it (--raw turns that off). In TSV, backslash, tab, newline and
+  carriage return inside a cell are written as \\\\, \\t, \\n, \\r.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any
+
+import orjson
+
+from oppcli import fields as F
+from oppcli.lookups import Lookups
+from oppcli.models import stored_close_date
+
+FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+TAG_SEPARATOR = ";"
+CF_PREFIX = "cf:"
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+Record = dict[str, Any]
+
+
+def default_format(stream: IO[str] | None = None) -> str:
+    stream = stream or sys.stdout
+    try:
+        return "table" if stream.isatty() else "json"
+    except (AttributeError, ValueError):
+        return "json"
+
+
+def project(record: Record, names: Sequence[str] | None) -> Record:
+    if not names:
+        return record
+    return {n: record.get(n) for n in names}
+
+
+class Context:
+    """What formatters need besides the records: lookups for names, the date order."""
+
+    def __init__(self, lookups: Lookups | None, date_order: str = "MDY") -> None:
+        self.lookups = lookups or Lookups()
+        self.date_order = date_order
+
+    # ---- human-readable cells ------------------------------------------------------------
+    def display(self, name: str, value: Any, *, with_id: bool = False) -> str:
+        if value is None:
+            return ""
+        fld = F.BY_NAME.get(name)
+        kind = fld.kind if fld else F.STR
+        if kind == F.REF and fld and fld.lookup:
+            label = self.lookups.name_of(fld.lookup, value)
+            if label is None:
+                return str(value)
+            return f"{label} ({value})" if with_id else label
+        if kind == F.DATE:
+            day = stored_close_date(value, self.date_order)
+            return day.isoformat() if day else str(value)
+        if kind == F.TIMESTAMP and isinstance(value, (int, float)):
+            return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        if kind == F.MONEY and isinstance(value, (int, float)):
+            return f"{value:,.2f}" if isinstance(value, float) and not value.is_integer() else f"{int(value):,}"
+        if kind == F.TAGS and isinstance(value, list):
+            return ", ".join(map(str, value))
+        if kind == F.CUSTOM and isinstance(value, list):
+            return "; ".join(f"{n}={v}" for n, v in self.custom_cells(value) if v != "")
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value)
+
+    def custom_cells(self, values: list[Any]) -> list[tuple[str, str]]:
+        """(definition name, readable value) for each custom field of a record."""
+        out = []
+        for cf in values:
+            ident = cf.get("custom_field_definition_id")
+            defn = next((d for d in self.lookups.data["custom_field_definitions"]
+                         if d["id"] == ident), None)
+            name = defn["name"] if defn else str(ident)
+            out.append((name, self.custom_value(defn, cf.get("value"))))
+        return out
+
+    def custom_value(self, defn: dict[str, Any] | None, value: Any) -> str:
+        if value is None:
+            return ""
+        kind = defn.get("data_type") if defn else None
+        if defn and kind == "Dropdown":
+            return self.lookups.option_name(defn, value)
+        if defn and kind == "MultiSelect" and isinstance(value, list):
+            return TAG_SEPARATOR.join(self.lookups.option_name(defn, v) for v in value)
+        if kind == "Date" and isinstance(value, (int, float)):
+            return dt.datetime.fromtimestamp(value, dt.timezone.utc).date().isoformat()
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return TAG_SEPARATOR.join(map(str, value))
+        return str(value)
+
+
+# ---- machine formats ------------------------------------------------------------------------
+def _indent(data: bytes) -> bytes:
+    return b"  " + data.replace(b"\n", b"\n  ")
+
+
+def write_json(records: Iterable[Record], out: IO[bytes], names: Sequence[str] | None) -> int:
+    count = 0
+    for rec in records:
+        out.write(b"[\n" if count == 0 else b",\n")
+        out.write(_indent(orjson.dumps(project(rec, names), option=orjson.OPT_INDENT_2)))
+        count += 1
+    out.write(b"[]\n" if count == 0 else b"\n]\n")
+    return count
+
+
+def write_one_json(record: Record, out: IO[bytes], names: Sequence[str] | None) -> None:
+    out.write(orjson.dumps(project(record, names), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_jsonl(records: Iterable[Record], out: IO[bytes], names: Sequence[str] | None) -> int:
+    count = 0
+    for rec in records:
+        out.write(orjson.dumps(project(rec, names)) + b"\n")
+        out.flush()
+        count += 1
+    return count
+
+
+def csv_columns(names: Sequence[str] | None, ctx: Context) -> list[tuple[str, Any]]:
+    """(header, field name or custom field definition) for each column."""
+    chosen = list(names) if names else list(F.FIELD_NAMES)
+    cols: list[tuple[str, Any]] = []
+    for n in chosen:
+        if n == "custom_fields":
+            cols.extend((CF_PREFIX + d["name"], d) for d in ctx.lookups.opportunity_fields())
+        else:
+            cols.append((n, n))
+    return cols
+
+
+def _cell(rec: Record, col: Any, ctx: Context) -> Any:
+    if isinstance(col, dict):
+        for cf in rec.get("custom_fields") or ():
+            if cf.get("custom_field_definition_id") == col["id"]:
+                return ctx.custom_value(col, cf.get("value"))
+        return ""
+    value = rec.get(col)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        if col == "tags":
+            return TAG_SEPARATOR.join(map(str, value))
+        return orjson.dumps(value).decode()
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def neutralise(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_DANGEROUS):
+        return "'" + value
+    return value
+
+
+def _tsv_escape(value: Any) -> str:
+    text = str(value)
+    return (text.replace("\\", "\\\\").replace("\t", "\\t")
+            .replace("\n", "\\n").replace("\r", "\\r"))
+
+
+def write_delimited(records: Iterable[Record], out: IO[str], names: Sequence[str] | None,
+                    ctx: Context, *, tsv: bool = False, raw: bool = False) -> int:
+    cols = csv_columns(names, ctx)
+    headers = [h for h, _ in cols]
+    count = 0
+    if tsv:
+        out.write("\t".join(_tsv_escape(h) for h in headers) + "\n")
+        for rec in records:
+            out.write("\t".join(_tsv_escape(_cell(rec, c, ctx)) for _, c in cols) + "\n")
+            count += 1
+        return count
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headers)
+    for rec in records:
+        row = [_cell(rec, c, ctx) for _, c in cols]
+        writer.writerow(row if raw else [neutralise(v) for v in row])
+        count += 1
+    return count
+
+
+# ---- tables -----------------------------------------------------------------------------
+def _console(stream: IO[str]) -> Any:
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, soft_wrap=False)
+
+
+def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | None,
+                ctx: Context, *, more: bool = False) -> int:
+    from rich import box
+    from rich.table import Table
+
+    cols = list(names) if names else list(F.TABLE_DEFAULT)
+    rows: list[list[str]] = []
+    count = 0
+    total = 0.0
+    weighted = 0.0
+    for rec in records:
+        rows.append([ctx.display(n, rec.get(n)) for n in cols])
+        count += 1
+        value = rec.get("monetary_value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            total += value
+            prob = rec.get("win_probability")
+            if isinstance(prob, (int, float)):
+                weighted += value * prob / 100
+    console = _console(out)
+    name_width = None
+    if not names:  # default columns: drop the least useful ones until the rest fit
+        cols, rows, name_width = _fit(cols, rows, console.width)
+    table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False)
+    numeric = {F.INT, F.MONEY, F.PERCENT}
+    for n in cols:
+        fld = F.BY_NAME[n]
+        wraps = fld.kind in (F.STR, F.TEXT, F.TAGS, F.CUSTOM)
+        table.add_column(fld.column or n, justify="right" if fld.kind in numeric else "left",
+                         overflow="ellipsis" if wraps else "fold", no_wrap=True,
+                         max_width=name_width if n == "name" else None,
+                         min_width=min(16, name_width or 16) if wraps else None)
+    for row in rows:
+        table.add_row(*row)
+    console = _console(out)
+    if count == 0:
+        console.print("No opportunities match.", style="dim")
+        return 0
+    console.print(table)
+    noun = "opportunity" if count == 1 else "opportunities"
+    shown = f"showing the first {count:,}; more match (use --all or --limit N)" if more else ""
+    console.print(f"{count:,} {noun}   total value {_money(total)}   "
+                  f"weighted {_money(weighted)}" + (f"   [dim]{shown}[/dim]" if shown else ""))
+    return count
+
+
+DROP_ORDER = ("priority", "win_probability", "close_date", "assignee_id", "pipeline_stage_id")
+
+
+def _fit(cols: list[str], rows: list[list[str]],
+         width: int) -> tuple[list[str], list[list[str]], int | None]:
+    """Drop columns in DROP_ORDER until the rest fit; returns the name column's width budget."""
+    def col_width(n: str) -> int:
+        i = cols.index(n)
+        head = len(F.BY_NAME[n].column or n)
+        return max(max((len(r[i]) for r in rows), default=0), head) + 3
+
+    def need(c: list[str]) -> int:
+        return sum(min(col_width(n), 24) if n == "name" else col_width(n) for n in c)
+
+    keep = list(cols)
+    for victim in DROP_ORDER:
+        if need(keep) <= width:
+            break
+        if victim in keep:
+            keep.remove(victim)
+    index = [cols.index(n) for n in keep]
+    others = sum(col_width(n) for n in keep if n != "name")
+    name_width = max(12, width - others - 4) if "name" in keep else None
+    return keep, [[r[i] for i in index] for r in rows], name_width
+
+
+def _money(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None,
+                       ctx: Context) -> None:
+    """One record as a two-column table: every field, custom fields by definition name."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for n in (names or F.FIELD_NAMES):
+        value = record.get(n)
+        if n == "custom_fields":
+            for cf_name, cf_value in ctx.custom_cells(value or []):
+                table.add_row(cf_name, cf_value)
+            continue
+        table.add_row(n, ctx.display(n, value, with_id=True))
+    extras = [k for k in record if k not in F.BY_NAME] if not names else []
+    for k in extras:
+        table.add_row(k, "" if record[k] is None else str(record[k]))
+    _console(out).print(table)
+
+
+# ---- the entry points commands use --------------------------------------------------------
+def emit_many(records: Iterator[Record], fmt: str, ctx: Context, *,
+              names: Sequence[str] | None = None, raw: bool = False, more: bool = False) -> int:
+    """Write a list of records to stdout in the format; returns how many."""
+    if fmt == "json":
+        return _bin(lambda b: write_json(records, b, names))
+    if fmt == "jsonl":
+        return _bin(lambda b: write_jsonl(records, b, names))
+    if fmt in ("csv", "tsv"):
+        return write_delimited(records, sys.stdout, names, ctx, tsv=fmt == "tsv", raw=raw)
+    return write_table(records, sys.stdout, names, ctx, more=more)
+
+
+def emit_one(record: Record, fmt: str, ctx: Context, *, names: Sequence[str] | None = None,
+             raw: bool = False) -> None:
+    """Write one record: an object in json, a line in jsonl, one row in csv/tsv."""
+    if fmt == "json":
+        _bin(lambda b: write_one_json(record, b, names))
+    elif fmt == "table":
+        write_record_table(record, sys.stdout, names, ctx)
+    else:
+        emit_many(iter([record]), fmt, ctx, names=names, raw=raw)
+
+
+def _bin(write: Any) -> Any:
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (some test runners): encode ourselves
+        import io
+
+        tmp = io.BytesIO()
+        result = write(tmp)
+        sys.stdout.write(tmp.getvalue().decode("utf-8"))
+        return result
+    result = write(buffer)
+    buffer.flush()
+    return result

@@ -1,0 +1,249 @@
+"""The Query that list and search build: filters, sort and limit. Pure, no I/O.
+
+The local store evaluates it with `compile()`; the Copper backend translates the same object
+with `to_copper_body()`. Every criterion mirrors one of Copper's search keys, except those in
+CLIENT_SIDE, which Copper lacks and which are applied to the records after fetching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from oppcli import fields as F
+from oppcli.models import date_to_seconds, stored_close_date
+
+NONE_ID = -2  # Copper's "no value" id for assignee, customer source and loss reason
+Record = dict[str, Any]
+Predicate = Callable[[Record], bool]
+
+# Criteria with no Copper search key: applied on the client by the Copper backend.
+CLIENT_SIDE = ("name_contains",)
+
+
+@dataclass
+class CustomCriterion:
+    """One custom-field criterion, in Copper's terms."""
+
+    definition_id: int
+    data_type: str
+    values: list[Any] = field(default_factory=list)  # option ids, a bool, numbers or texts
+    minimum: float | None = None
+    maximum: float | None = None
+    allow_empty: bool = False
+
+    def matches(self, value: Any) -> bool:
+        if value is None or value == []:
+            return self.allow_empty
+        if self.minimum is not None or self.maximum is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return False
+            if self.minimum is not None and value < self.minimum:
+                return False
+            return self.maximum is None or value <= self.maximum
+        if not self.values:
+            return True
+        if isinstance(value, list):
+            return any(v in self.values for v in value)
+        if isinstance(value, str):
+            wanted = {str(v).casefold() for v in self.values}
+            return value.casefold() in wanted
+        return value in self.values
+
+
+@dataclass
+class Query:
+    ids: list[int] = field(default_factory=list)
+    name: str | None = None
+    name_contains: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    priorities: list[str] = field(default_factory=list)
+    assignee_ids: list[int] = field(default_factory=list)
+    pipeline_ids: list[int] = field(default_factory=list)
+    stage_ids: list[int] = field(default_factory=list)
+    company_ids: list[int] = field(default_factory=list)
+    primary_contact_ids: list[int] = field(default_factory=list)
+    source_ids: list[int] = field(default_factory=list)
+    loss_reason_ids: list[int] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    min_value: float | None = None
+    max_value: float | None = None
+    close_min: int | None = None  # Unix seconds, inclusive
+    close_max: int | None = None
+    created_min: int | None = None
+    created_max: int | None = None
+    modified_min: int | None = None
+    modified_max: int | None = None
+    custom: list[CustomCriterion] = field(default_factory=list)
+    sort_by: str = "date_modified"
+    descending: bool = True
+    limit: int | None = None
+
+    # ---- evaluation (local store) --------------------------------------------------------
+    def has_filters(self) -> bool:
+        return bool(self.predicates("MDY"))
+
+    def predicates(self, date_order: str) -> list[Predicate]:
+        """One cheap closure per criterion; the local store ANDs them."""
+        preds: list[Predicate] = []
+
+        def one_of(key: str, wanted: list[int]) -> None:
+            if wanted:
+                allowed = {None if w == NONE_ID else w for w in wanted}
+                preds.append(lambda r: r.get(key) in allowed)
+
+        if self.ids:
+            ids = set(self.ids)
+            preds.append(lambda r: r.get("id") in ids)
+        if self.name is not None:
+            exact = self.name.casefold()
+            preds.append(lambda r: str(r.get("name") or "").casefold() == exact)
+        if self.name_contains:
+            part = self.name_contains.casefold()
+            preds.append(lambda r: part in str(r.get("name") or "").casefold())
+        if self.statuses:
+            statuses = set(self.statuses)
+            preds.append(lambda r: r.get("status") in statuses)
+        if self.priorities:
+            priorities = set(self.priorities)
+            preds.append(lambda r: r.get("priority") in priorities)
+        one_of("assignee_id", self.assignee_ids)
+        one_of("pipeline_id", self.pipeline_ids)
+        one_of("pipeline_stage_id", self.stage_ids)
+        one_of("company_id", self.company_ids)
+        one_of("primary_contact_id", self.primary_contact_ids)
+        one_of("customer_source_id", self.source_ids)
+        one_of("loss_reason_id", self.loss_reason_ids)
+        if self.tags:
+            tags = {t.casefold() for t in self.tags}
+            preds.append(lambda r: any(str(t).casefold() in tags for t in r.get("tags") or ()))
+        if self.min_value is not None or self.max_value is not None:
+            lo, hi = self.min_value, self.max_value
+
+            def value_ok(r: Record) -> bool:
+                v = r.get("monetary_value")
+                if v is None:
+                    return False
+                return (lo is None or v >= lo) and (hi is None or v <= hi)
+            preds.append(value_ok)
+        if self.close_min is not None or self.close_max is not None:
+            cmin, cmax = self.close_min, self.close_max
+
+            def close_ok(r: Record) -> bool:
+                day = stored_close_date(r.get("close_date"), date_order)
+                if day is None:
+                    return False
+                secs = date_to_seconds(day)
+                return (cmin is None or secs >= cmin) and (cmax is None or secs <= cmax)
+            preds.append(close_ok)
+        for key, lo_t, hi_t in (("date_created", self.created_min, self.created_max),
+                                ("date_modified", self.modified_min, self.modified_max)):
+            if lo_t is not None or hi_t is not None:
+                preds.append(_between(key, lo_t, hi_t))
+        for crit in self.custom:
+            preds.append(_custom_pred(crit))
+        return preds
+
+    def compile(self, date_order: str = "MDY") -> Predicate:
+        preds = self.predicates(date_order)
+        if not preds:
+            return lambda r: True
+        if len(preds) == 1:
+            return preds[0]
+        return lambda r: all(p(r) for p in preds)
+
+    def sort_value(self, date_order: str = "MDY") -> Callable[[Record], Any]:
+        """The value a record sorts by (None when missing); see `order()`."""
+        name = self.sort_by
+        kind = F.BY_NAME[name].kind if name in F.BY_NAME else F.STR
+
+        def value(r: Record) -> Any:
+            v = r.get(name)
+            if kind == F.DATE:
+                day = stored_close_date(v, date_order)
+                return None if day is None else day.toordinal()
+            if isinstance(v, str):
+                return v.casefold()
+            if isinstance(v, bool):
+                return int(v)
+            return v
+        return value
+
+    # ---- translation (Copper) ------------------------------------------------------------
+    def to_copper_body(self, page_number: int, page_size: int = 200) -> dict[str, Any]:
+        """Copper's search body for one page. Criteria in CLIENT_SIDE are not sent."""
+        body: dict[str, Any] = {
+            "page_number": page_number,
+            "page_size": page_size,
+            "sort_by": COPPER_SORT.get(self.sort_by, self.sort_by),
+            "sort_direction": "desc" if self.descending else "asc",
+        }
+        pairs: list[tuple[str, Any]] = [
+            ("ids", self.ids), ("name", self.name),
+            ("status_ids", [F.STATUS_IDS[s] for s in self.statuses]),
+            ("priority_ids", [F.PRIORITIES.index(p) for p in self.priorities]),
+            ("assignee_ids", self.assignee_ids), ("pipeline_ids", self.pipeline_ids),
+            ("pipeline_stage_ids", self.stage_ids), ("company_ids", self.company_ids),
+            ("primary_contact_ids", self.primary_contact_ids),
+            ("customer_source_ids", self.source_ids), ("loss_reason_ids", self.loss_reason_ids),
+            ("tags", self.tags),
+            ("minimum_monetary_value", self.min_value), ("maximum_monetary_value", self.max_value),
+            ("minimum_close_date", self.close_min), ("maximum_close_date", self.close_max),
+            ("minimum_created_date", self.created_min), ("maximum_created_date", self.created_max),
+            ("minimum_modified_date", self.modified_min),
+            ("maximum_modified_date", self.modified_max),
+        ]
+        for key, val in pairs:
+            if val not in (None, []):
+                body[key] = val
+        if self.custom:
+            crits = []
+            for c in self.custom:
+                item: dict[str, Any] = {"custom_field_definition_id": c.definition_id}
+                if c.minimum is not None:
+                    item["minimum_value"] = c.minimum
+                if c.maximum is not None:
+                    item["maximum_value"] = c.maximum
+                if c.values:
+                    item["value"] = c.values[0] if c.data_type == "Checkbox" else c.values
+                if c.allow_empty:
+                    item["allow_empty"] = True
+                crits.append(item)
+            body["custom_fields"] = crits
+        return body
+
+
+# oppcli's sort names -> Copper's sort_by values where they differ.
+COPPER_SORT = {"assignee_id": "assignee", "pipeline_stage_id": "stage",
+               "primary_contact_id": "primary_contact"}
+
+
+def order(items: list[tuple[Any, int, Any]], descending: bool) -> list[tuple[Any, int, Any]]:
+    """Sort (value, id, payload) triples: by value then id, missing values last either way."""
+    present = [t for t in items if t[0] is not None]
+    missing = [t for t in items if t[0] is None]
+    try:
+        present.sort(key=lambda t: (t[0], t[1]), reverse=descending)
+    except TypeError:  # mixed types in a hand-edited store: compare as text
+        present.sort(key=lambda t: (str(t[0]), t[1]), reverse=descending)
+    missing.sort(key=lambda t: t[1], reverse=descending)
+    return present + missing
+
+
+def _between(key: str, lo: int | None, hi: int | None) -> Predicate:
+    def ok(r: Record) -> bool:
+        v = r.get(key)
+        if v is None:
+            return False
+        return (lo is None or v >= lo) and (hi is None or v <= hi)
+    return ok
+
+
+def _custom_pred(crit: CustomCriterion) -> Predicate:
+    def ok(r: Record) -> bool:
+        for cf in r.get("custom_fields") or ():
+            if cf.get("custom_field_definition_id") == crit.definition_id:
+                return crit.matches(cf.get("value"))
+        return crit.matches(None)
+    return ok

@@ -1,0 +1,118 @@
+"""Shared fixtures: every test runs isolated from the user's machine (config, store, env)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from oppcli.cli import app
+
+ENV_VARS = ("OPPCLI_BACKEND", "OPPCLI_PROFILE", "OPPCLI_DATE_ORDER", "OPPCLI_COPPER_URL",
+            "COPPER_API_KEY", "COPPER_USER_EMAIL", "OPPCLI_COPPER_API_KEY",
+            "OPPCLI_COPPER_USER_EMAIL", "OPPCLI_LOCK_TIMEOUT", "NO_COLOR", "FORCE_COLOR")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private config dir, store path and data dir for each test."""
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPPCLI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("OPPCLI_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    return tmp_path
+
+
+@pytest.fixture
+def store_path(isolated: Path) -> Path:
+    return isolated / "store"
+
+
+class Run:
+    """Invoke oppcli in-process through Typer's CliRunner; stdout and stderr kept apart."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | bytes | None = None, expect: int | None = 0):
+        result = self.runner.invoke(app, list(args), input=input)
+        if expect is not None:
+            assert result.exit_code == expect, (
+                f"oppcli {' '.join(args)} exited {result.exit_code}, expected {expect}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}")
+        return result
+
+    def json(self, *args: str, input: str | bytes | None = None):
+        result = self(*args, "-o", "json", input=input)
+        return orjson.loads(result.stdout)
+
+
+@pytest.fixture
+def run() -> Run:
+    return Run()
+
+
+@pytest.fixture
+def sample(run: Run, store_path: Path) -> Path:
+    """A store filled by `oppcli init --sample`."""
+    run("init", "--sample")
+    return store_path
+
+
+def oppcli_exe() -> str:
+    """The installed console script (next to this interpreter, else on PATH)."""
+    here = Path(sys.executable).parent / "oppcli"
+    if here.exists():
+        return str(here)
+    found = shutil.which("oppcli")
+    if not found:
+        pytest.fail("the oppcli console script is not installed: run pip install -e '.[test]'")
+    return found
+
+
+@pytest.fixture
+def sh(isolated: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed `oppcli` as a subprocess: no terminal, stdin closed."""
+    exe = oppcli_exe()
+
+    def call(*args: str, input: str | None = None, expect: int | None = 0,
+             env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        proc = subprocess.run([exe, *args], input=input if input is not None else None,
+                              stdin=None if input is not None else subprocess.DEVNULL,
+                              capture_output=True, text=True, env=full_env, timeout=timeout)
+        if expect is not None:
+            assert proc.returncode == expect, (
+                f"oppcli {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+    return call
+
+
+def jq_available() -> bool:
+    return shutil.which("jq") is not None
+
+
+def pipe_to_jq(producer: Sequence[str], jq_filter: str, env: dict[str, str] | None = None) -> str:
+    """`oppcli ARGS | jq FILTER` through a real pipe; returns jq's stdout."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    first = subprocess.Popen([oppcli_exe(), *producer], stdout=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, env=full_env)
+    jq = subprocess.run(["jq", "-c", jq_filter], stdin=first.stdout, capture_output=True,
+                        text=True, timeout=60)
+    assert first.stdout is not None
+    first.stdout.close()
+    assert first.wait(timeout=60) == 0
+    assert jq.returncode == 0, jq.stderr
+    return jq.stdout
