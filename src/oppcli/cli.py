@@ -271,6 +271,11 @@ def _run_query(query: Any, output: str | None, fields_: str | None, raw: bool,
         more = len(rows) > TABLE_CAP
         emit_many(iter(rows[:TABLE_CAP]), fmt, ctx, names=names, raw=raw, more=more)
         return
+    search_raw = getattr(backend, "search_raw", None)
+    if fmt in ("json", "jsonl") and names is None and search_raw is not None:
+        # Fast path: records go out as the backend holds them, unparsed.
+        emit_many(search_raw(query), fmt, ctx)
+        return
     emit_many(backend.search(query), fmt, ctx, names=names, raw=raw)
 
 

@@ -2,8 +2,9 @@
 
 stdout carries data only; Rich is imported only when a table is drawn.
 Rules (documented in the README):
-- json: an array of records (`[]` when empty), one object for a single record; the API's shape.
-- jsonl: one compact record per line, written as each record arrives.
+- json: an array of records, one compact record per line (`[]` when empty); a single record
+  (show, create, update) is one indented object. Exactly the API's field names and types.
+- jsonl: one compact record per line, streamed as records arrive.
 - csv/tsv: a header row; null is an empty cell; tags are joined with ";"; custom fields become
   one column each, headed "cf:<definition name>", holding option names, ISO dates and
   true/false; ids stay ids. In CSV a text cell starting with = + - @ (or tab/CR) gets a leading
@@ -108,15 +109,13 @@ class Context:
 
 
 # ---- machine formats ------------------------------------------------------------------------
-def _indent(data: bytes) -> bytes:
-    return b"  " + data.replace(b"\n", b"\n  ")
-
-
-def write_json(records: Iterable[Record], out: IO[bytes], names: Sequence[str] | None) -> int:
+def write_json(records: Iterable[Record | bytes], out: IO[bytes],
+               names: Sequence[str] | None) -> int:
+    """An array with one compact record per line. Records may come as their JSON bytes."""
     count = 0
     for rec in records:
         out.write(b"[\n" if count == 0 else b",\n")
-        out.write(_indent(orjson.dumps(project(rec, names), option=orjson.OPT_INDENT_2)))
+        out.write(rec if isinstance(rec, bytes) else orjson.dumps(project(rec, names)))
         count += 1
     out.write(b"[]\n" if count == 0 else b"\n]\n")
     return count
@@ -126,12 +125,16 @@ def write_one_json(record: Record, out: IO[bytes], names: Sequence[str] | None) 
     out.write(orjson.dumps(project(record, names), option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def write_jsonl(records: Iterable[Record], out: IO[bytes], names: Sequence[str] | None) -> int:
+def write_jsonl(records: Iterable[Record | bytes], out: IO[bytes],
+                names: Sequence[str] | None) -> int:
+    """One compact record per line, flushed as it arrives. Records may come as JSON bytes."""
     count = 0
     for rec in records:
-        out.write(orjson.dumps(project(rec, names)) + b"\n")
-        out.flush()
+        out.write((rec if isinstance(rec, bytes) else orjson.dumps(project(rec, names))) + b"\n")
         count += 1
+        if count % 256 == 0:
+            out.flush()
+    out.flush()
     return count
 
 

@@ -117,7 +117,13 @@ class Query:
         one_of("loss_reason_id", self.loss_reason_ids)
         if self.tags:
             tags = {t.casefold() for t in self.tags}
-            preds.append(lambda r: any(str(t).casefold() in tags for t in r.get("tags") or ()))
+
+            def has_tag(r: Record) -> bool:
+                for t in r.get("tags") or ():
+                    if str(t).casefold() in tags:
+                        return True
+                return False
+            preds.append(has_tag)
         if self.min_value is not None or self.max_value is not None:
             lo, hi = self.min_value, self.max_value
 
@@ -151,7 +157,13 @@ class Query:
             return lambda r: True
         if len(preds) == 1:
             return preds[0]
-        return lambda r: all(p(r) for p in preds)
+
+        def match(r: Record) -> bool:
+            for p in preds:
+                if not p(r):
+                    return False
+            return True
+        return match
 
     def sort_value(self, date_order: str = "MDY") -> Callable[[Record], Any]:
         """The value a record sorts by (None when missing); see `order()`."""

@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,7 +37,7 @@ from oppcli import fields as F
 from oppcli.errors import (NotFoundError, ServiceError, StoreError, ValidationError)
 from oppcli.lookups import Lookups
 from oppcli.models import TagEdit, check_create, check_date_order
-from oppcli.query import Query, order
+from oppcli.query import NONE_ID, Query, order
 
 FORMAT = "oppcli-store"
 VERSION = 1
@@ -245,55 +245,117 @@ class LocalStore:
                   f"{self.data_path}, left by an interrupted write; the next change moves it aside",
                   file=sys.stderr)
 
-    def _lines(self, f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
-        """(offset, line number, line) for every complete line; blank lines skipped."""
+    def _chunks(self, f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+        """(byte offset, lines before, data) pieces of the file, each ending at a newline.
+
+        A torn tail (a last line without its newline) is never yielded.
+        """
         offset = 0
-        for lineno, line in enumerate(f, 1):
-            size = len(line)
-            if line[-1:] != b"\n":
-                self._torn(size)
+        lines_before = 0
+        rest = b""
+        while True:
+            block = f.read(CHUNK)
+            if not block:
+                if rest:
+                    self._torn(len(rest))
                 return
-            if size > 1:
-                yield offset, lineno, line
-            offset += size
+            data = rest + block if rest else block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            piece = data[:cut] if cut < len(data) else data
+            rest = data[cut:]
+            yield offset, lines_before, piece
+            offset += cut
+            lines_before += piece.count(b"\n")
+
+    def _parse_in(self, line: bytes, chunk: bytes, lines_before: int, pos: int) -> Record | None:
+        """Parse one line of a chunk; None for a blank line; StoreError naming the line number."""
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            if not line.strip():
+                return None
+            if pos < 0:
+                pos = chunk.find(line)
+            raise self._corrupt(lines_before + chunk.count(b"\n", 0, pos) + 1, str(exc)) from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("id"), int):
+            if pos < 0:
+                pos = chunk.find(line)
+            raise self._corrupt(lines_before + chunk.count(b"\n", 0, pos) + 1,
+                                "not an opportunity object with an integer id")
+        return rec
 
     def scan(self) -> Iterator[Record]:
         """Every record in file (id) order."""
         with self._open_data() as f:
-            for _, lineno, line in self._lines(f):
-                yield self._parse(line, lineno)
+            for _, before, chunk in self._chunks(f):
+                for line in chunk.split(b"\n"):
+                    if line:
+                        rec = self._parse_in(line, chunk, before, -1)
+                        if rec is not None:
+                            yield rec
 
     def search(self, query: Query) -> Iterator[Record]:
-        match = query.compile(self.date_order())
+        return self._search(query, raw=False)  # type: ignore[return-value]
+
+    def search_raw(self, query: Query) -> Iterator[bytes]:
+        """Like search, but each record as its stored JSON line (no newline), unparsed:
+        the fast path for JSON output with no --fields."""
+        return self._search(query, raw=True)  # type: ignore[return-value]
+
+    def _search(self, query: Query, *, raw: bool) -> Iterator[Record | bytes]:
         limit = query.limit
         if limit is not None and limit <= 0:
             return
-        by_file_order = query.sort_by == "id" and not query.descending
-        if by_file_order:
-            count = 0
-            for rec in self.scan():
-                if match(rec):
-                    yield rec
-                    count += 1
-                    if limit is not None and count >= limit:
-                        return
-            return
-        # Keep only (sort value, id, where) per match, then read the winners back: constant
-        # memory per record whatever the record size.
+        match = query.compile(self.date_order())
+        narrow = Narrower(query)
+        parse = self._parse_in
+        in_file_order = query.sort_by == "id" and not query.descending
         value_of = query.sort_value(self.date_order())
+        # Sorted output keeps (sort value, id, where, line) per match; the line itself only
+        # while the kept lines stay under KEEP_BYTES, so memory is bounded at any store size.
         hits: list[tuple[Any, int, Any]] = []
-        parse = self._parse
+        kept = 0
+        count = 0
         with self._open_data() as f:
-            for offset, lineno, line in self._lines(f):
-                rec = parse(line, lineno)
-                if match(rec):
-                    hits.append((value_of(rec), rec["id"], (offset, len(line), lineno)))
+            for offset, before, chunk in self._chunks(f):
+                lines = narrow.lines(chunk) if narrow else chunk.split(b"\n")
+                pos = 0
+                for line in lines:
+                    if not line:
+                        continue
+                    rec = parse(line, chunk, before, -1)
+                    if rec is None or not match(rec):
+                        continue
+                    if in_file_order:
+                        yield line if raw else rec
+                        count += 1
+                        if limit is not None and count >= limit:
+                            return
+                        continue
+                    if kept < KEEP_BYTES:
+                        kept += len(line)
+                        hits.append((value_of(rec), rec["id"], line))
+                    else:
+                        pos = chunk.index(line, pos)
+                        hits.append((value_of(rec), rec["id"], (offset + pos, len(line))))
+            if in_file_order:
+                return
             ordered = order(hits, query.descending)
+            del hits
             if limit is not None:
                 ordered = ordered[:limit]
             fd = f.fileno()
-            for _, _, (offset, size, lineno) in ordered:
-                yield parse(os.pread(fd, size, offset), lineno)
+            for _, _, where in ordered:
+                line = where if isinstance(where, bytes) else os.pread(fd, where[1], where[0])
+                if raw:
+                    yield line
+                    continue
+                rec = parse(line, line, 0, -1)
+                if rec is not None:
+                    yield rec
 
     def get(self, opp_id: int) -> Record:
         with self._open_data() as f:
@@ -549,6 +611,108 @@ class LocalStore:
                 f"stage {stage['name']!r} belongs to pipeline {stage['pipeline_name']!r}, "
                 f"not {lookups.name_of('pipelines', record['pipeline_id'])!r}",
                 f"stages of that pipeline: {names}")
+
+
+KEEP_BYTES = 32 << 20
+CHUNK = 4 << 20
+
+
+class Narrower:
+    """Finds the lines of a chunk that may match a query, by bytes, before any parsing.
+
+    Safe because of facts of JSON, checked per chunk rather than assumed:
+    - ids, status, priority: a line whose top-level `"status":` is followed directly by its
+      value holds the bytes `"status":"Open"`; a quote inside a string value is escaped, so
+      these bytes cannot come from text. A line without the key is null there and cannot match
+      (criteria that ask for null, Copper's -2, are not narrowed). In a chunk where the key is
+      followed by white space anywhere (JSON written with spaces), that key is not used.
+      Tokens may match more than they should (`"id":15` is in `"id":150`): such lines are
+      parsed and judged by the real predicate, so only speed depends on the tokens' precision.
+    - tags, name: printable-ASCII text that an all-ASCII line matches appears in it,
+      lower-cased; lines holding other bytes are kept.
+    The one spelling this misses is a value hand-written with \\u escapes for plain ASCII
+    letters ("Op\\u0065n"), which no JSON writer we know produces.
+    The key whose tokens are rarest in the first chunk is searched with bytes.find, so only the
+    lines holding it are touched at all; the other keys filter those lines.
+    """
+
+    def __init__(self, query: Query) -> None:
+        id_criteria = (("id", query.ids), ("pipeline_stage_id", query.stage_ids),
+                       ("primary_contact_id", query.primary_contact_ids),
+                       ("company_id", query.company_ids), ("assignee_id", query.assignee_ids),
+                       ("customer_source_id", query.source_ids),
+                       ("loss_reason_id", query.loss_reason_ids),
+                       ("pipeline_id", query.pipeline_ids))
+        self.keyed: list[tuple[bytes, tuple[bytes, ...]]] = []
+        for key, ids in id_criteria:
+            if ids and NONE_ID not in ids:
+                head = b'"%s":' % key.encode()
+                self.keyed.append((head, tuple(head + str(i).encode() for i in ids)))
+        for key, wanted in (("status", query.statuses), ("priority", query.priorities)):
+            if wanted:
+                head = b'"%s":' % key.encode()
+                self.keyed.append((head, tuple(head + b'"' + w.encode() + b'"' for w in wanted)))
+        self.texts: list[tuple[bytes, ...]] = []
+        if query.tags and all(_plain(t) for t in query.tags):
+            self.texts.append(tuple(t.lower().encode() for t in query.tags))
+        for text in (query.name, query.name_contains):
+            if text and _plain(text):
+                self.texts.append((text.lower().encode(),))
+        self._ordered = False
+
+    def __bool__(self) -> bool:
+        return bool(self.keyed or self.texts)
+
+    def lines(self, chunk: bytes) -> list[bytes]:
+        if not self._ordered and self.keyed:  # rarest first, judged on the first chunk
+            self.keyed.sort(key=lambda ht: sum(chunk.count(t) for t in ht[1]))
+            self._ordered = True
+        # The primary key is checked on the whole chunk (long needles: quick scans); the
+        # others only on the lines it leaves.
+        lines: list[bytes] | None = None
+        rest = self.keyed
+        for i, (head, tokens) in enumerate(self.keyed):
+            if not (head + b" " in chunk or head + b"\t" in chunk or head + b"\r" in chunk):
+                lines = _lines_holding(chunk, tokens)
+                rest = self.keyed[:i] + self.keyed[i + 1:]
+                break
+        if lines is None:
+            lines = chunk.split(b"\n")
+        for head, tokens in rest:
+            lines = _holding_any(lines, head, tokens)
+        for needles in self.texts:
+            lines = [x for x in lines if not x.isascii() or any(n in x.lower() for n in needles)]
+        return lines
+
+
+def _lines_holding(chunk: bytes, tokens: tuple[bytes, ...]) -> list[bytes]:
+    """The lines of a chunk (which ends with a newline) holding any of the tokens, in order."""
+    spans: list[tuple[int, int]] = []
+    find, rfind = chunk.find, chunk.rfind
+    for tok in tokens:
+        pos = find(tok)
+        while pos != -1:
+            start = rfind(b"\n", 0, pos) + 1
+            end = find(b"\n", pos)
+            spans.append((start, end))
+            pos = find(tok, end)
+    if len(tokens) > 1:
+        spans = sorted(set(spans))
+    return [chunk[a:b] for a, b in spans]
+
+
+def _holding_any(lines: list[bytes], head: bytes, tokens: tuple[bytes, ...]) -> list[bytes]:
+    """The lines holding a token, or holding the key followed by white space (judged later)."""
+    sp, tab, cr = head + b" ", head + b"\t", head + b"\r"
+    if len(tokens) == 1:
+        t1 = tokens[0]
+        return [x for x in lines if t1 in x or sp in x or tab in x or cr in x]
+    return [x for x in lines if any(t in x for t in tokens) or sp in x or tab in x or cr in x]
+
+
+def _plain(text: str) -> bool:
+    """Text that JSON writes as is: printable ASCII without quotes or backslashes."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def _read_all(f: BinaryIO) -> bytes:
