@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -18,8 +19,8 @@ import typer
 from typer.core import TyperGroup
 
 from oppcli import __version__
-from oppcli import fields as F
 from oppcli import errors as E
+from oppcli import fields as F
 from oppcli.errors import OppcliError, UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -38,11 +39,13 @@ def err(message: str) -> None:
 
 # ---- the one place errors become exit codes ------------------------------------------------
 class OppcliGroup(TyperGroup):
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
         try:
             rv = super().main(args=args, prog_name=prog_name or PROG, complete_var=complete_var,
-                              standalone_mode=False, **extra)
+                              standalone_mode=False, windows_expand_args=windows_expand_args,
+                              **extra)
         except OppcliError as exc:
             if STATE.debug:
                 traceback.print_exc()
@@ -493,7 +496,8 @@ def create(
     Open, priority None, the default pipeline's first stage and its win probability, and the
     primary contact's company.
 
-    Example: oppcli create --name "Acme - Pilot" --primary-contact "Nancy Davolio" --stage Qualified --monetary-value 12000
+    Example: oppcli create --name "Acme - Pilot" --primary-contact "Nancy Davolio"
+    --stage Sales/Qualified --monetary-value 12000
     """
     from oppcli.models import changes_from_options, check_create, payload_from_json
 
@@ -562,8 +566,10 @@ def update(
 def delete(
     opportunities: Annotated[list[str], typer.Argument(help="Ids of the opportunities.",
                                                        metavar="ID...")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; required without a terminal.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask; required without a terminal.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would be deleted; delete nothing.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Delete opportunities permanently (all or nothing: an unknown id deletes none).
@@ -597,7 +603,8 @@ def delete(
     results = ({"id": r["id"], "is_deleted": True} for r in deleted)
     if fmt == "table":
         return
-    emit_many(results, fmt, STATE.output_context(), names=["id", "is_deleted"] if fmt in ("csv", "tsv") else None)
+    columns = ["id", "is_deleted"] if fmt in ("csv", "tsv") else None
+    emit_many(results, fmt, STATE.output_context(), names=columns)
 
 
 # ---- lookups ----------------------------------------------------------------------------------
@@ -720,9 +727,9 @@ def config_set(
 
     Example: oppcli config set date_order DMY
     """
-    from oppcli.config import DEFAULT_PROFILE, set_value
-
     import os
+
+    from oppcli.config import DEFAULT_PROFILE, set_value
 
     profile = STATE.profile or os.environ.get("OPPCLI_PROFILE") or DEFAULT_PROFILE
     path = set_value(profile, key, value)

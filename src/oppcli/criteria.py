@@ -9,8 +9,16 @@ from dataclasses import dataclass
 from oppcli import fields as F
 from oppcli.errors import ValidationError
 from oppcli.lookups import Lookups
-from oppcli.models import (choice, date_to_seconds, parse_bool, parse_close_date,
-                           parse_filter_time, parse_int, parse_number, split_list)
+from oppcli.models import (
+    choice,
+    date_to_seconds,
+    parse_bool,
+    parse_close_date,
+    parse_filter_time,
+    parse_int,
+    parse_number,
+    split_list,
+)
 from oppcli.query import NONE_ID, CustomCriterion, Query
 
 NONE_WORDS = ("none", "-")  # --assignee none: deals with no owner (Copper's -2)

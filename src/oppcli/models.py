@@ -18,7 +18,7 @@ from oppcli.lookups import Lookups
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _SLASH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 # ---- dates ------------------------------------------------------------------------------

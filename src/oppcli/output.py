@@ -69,9 +69,11 @@ class Context:
             day = stored_close_date(value, self.date_order)
             return day.isoformat() if day else str(value)
         if kind == F.TIMESTAMP and isinstance(value, (int, float)):
-            return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         if kind == F.MONEY and isinstance(value, (int, float)):
-            return f"{value:,.2f}" if isinstance(value, float) and not value.is_integer() else f"{int(value):,}"
+            if isinstance(value, float) and not value.is_integer():
+                return f"{value:,.2f}"
+            return f"{int(value):,}"
         if kind == F.TAGS and isinstance(value, list):
             return ", ".join(map(str, value))
         if kind == F.CUSTOM and isinstance(value, list):
@@ -100,7 +102,7 @@ class Context:
         if defn and kind == "MultiSelect" and isinstance(value, list):
             return TAG_SEPARATOR.join(self.lookups.option_name(defn, v) for v in value)
         if kind == "Date" and isinstance(value, (int, float)):
-            return dt.datetime.fromtimestamp(value, dt.timezone.utc).date().isoformat()
+            return dt.datetime.fromtimestamp(value, dt.UTC).date().isoformat()
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, list):

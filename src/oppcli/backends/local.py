@@ -27,14 +27,14 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
 from oppcli import fields as F
-from oppcli.errors import (NotFoundError, ServiceError, StoreError, ValidationError)
+from oppcli.errors import NotFoundError, ServiceError, StoreError, ValidationError
 from oppcli.lookups import Lookups
 from oppcli.models import TagEdit, check_create, check_date_order
 from oppcli.query import NONE_ID, Query, order
@@ -245,13 +245,12 @@ class LocalStore:
                   f"{self.data_path}, left by an interrupted write; the next change moves it aside",
                   file=sys.stderr)
 
-    def _chunks(self, f: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
-        """(byte offset, lines before, data) pieces of the file, each ending at a newline.
+    def _chunks(self, f: BinaryIO) -> Iterator[tuple[int, bytes]]:
+        """(byte offset, data) pieces of the file, each ending at a newline.
 
         A torn tail (a last line without its newline) is never yielded.
         """
         offset = 0
-        lines_before = 0
         rest = b""
         while True:
             block = f.read(CHUNK)
@@ -266,34 +265,42 @@ class LocalStore:
                 continue
             piece = data[:cut] if cut < len(data) else data
             rest = data[cut:]
-            yield offset, lines_before, piece
+            yield offset, piece
             offset += cut
-            lines_before += piece.count(b"\n")
 
-    def _parse_in(self, line: bytes, chunk: bytes, lines_before: int, pos: int) -> Record | None:
-        """Parse one line of a chunk; None for a blank line; StoreError naming the line number."""
+    def _line_number(self, offset: int) -> int:
+        """The 1-based number of the line starting at a byte offset (for error messages)."""
+        count = 0
+        with self._open_data() as f:
+            while offset > 0:
+                block = f.read(min(CHUNK, offset))
+                if not block:
+                    break
+                count += block.count(b"\n")
+                offset -= len(block)
+        return count + 1
+
+    def _parse_in(self, line: bytes, chunk: bytes, offset: int) -> Record | None:
+        """Parse a line found in a chunk read at `offset`; None for a blank line."""
         try:
             rec = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             if not line.strip():
                 return None
-            if pos < 0:
-                pos = chunk.find(line)
-            raise self._corrupt(lines_before + chunk.count(b"\n", 0, pos) + 1, str(exc)) from None
+            where = self._line_number(offset + max(0, chunk.find(line)))
+            raise self._corrupt(where, str(exc)) from None
         if not isinstance(rec, dict) or not isinstance(rec.get("id"), int):
-            if pos < 0:
-                pos = chunk.find(line)
-            raise self._corrupt(lines_before + chunk.count(b"\n", 0, pos) + 1,
-                                "not an opportunity object with an integer id")
+            where = self._line_number(offset + max(0, chunk.find(line)))
+            raise self._corrupt(where, "not an opportunity object with an integer id")
         return rec
 
     def scan(self) -> Iterator[Record]:
         """Every record in file (id) order."""
         with self._open_data() as f:
-            for _, before, chunk in self._chunks(f):
+            for offset, chunk in self._chunks(f):
                 for line in chunk.split(b"\n"):
                     if line:
-                        rec = self._parse_in(line, chunk, before, -1)
+                        rec = self._parse_in(line, chunk, offset)
                         if rec is not None:
                             yield rec
 
@@ -320,13 +327,13 @@ class LocalStore:
         kept = 0
         count = 0
         with self._open_data() as f:
-            for offset, before, chunk in self._chunks(f):
+            for offset, chunk in self._chunks(f):
                 lines = narrow.lines(chunk) if narrow else chunk.split(b"\n")
                 pos = 0
                 for line in lines:
                     if not line:
                         continue
-                    rec = parse(line, chunk, before, -1)
+                    rec = parse(line, chunk, offset)
                     if rec is None or not match(rec):
                         continue
                     if in_file_order:
@@ -353,7 +360,7 @@ class LocalStore:
                 if raw:
                     yield line
                     continue
-                rec = parse(line, line, 0, -1)
+                rec = parse(line, line, where[0] if isinstance(where, tuple) else 0)
                 if rec is not None:
                     yield rec
 
@@ -411,7 +418,8 @@ class LocalStore:
                     if time.monotonic() > deadline:
                         raise ServiceError(f"the store {self.path} stayed locked by another "
                                            f"process for {LOCK_TIMEOUT:g}s",
-                                           "try again when the other oppcli has finished")
+                                           "try again when the other oppcli has finished"
+                                           ) from None
                     time.sleep(delay)
                     delay = min(delay * 2, 0.05)
             # Another process may have changed the header while we waited.

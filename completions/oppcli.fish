@@ -1,0 +1,1 @@
+complete --command oppcli --no-files --arguments "(env _OPPCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) oppcli)" --condition "env _OPPCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) oppcli"
