@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from oppcli import __version__
+from oppcli import completion as C
 from oppcli import errors as E
 from oppcli import fields as F
 from oppcli.errors import OppcliError, UsageError, ValidationError
@@ -174,18 +175,12 @@ def _complete_formats(incomplete: str) -> list[str]:
     return [f for f in FORMATS if f.startswith(incomplete)]
 
 
-def _complete_fields(incomplete: str) -> list[str]:
-    head, _, last = incomplete.rpartition(",")
-    prefix = head + "," if head else ""
-    return [prefix + n for n in F.FIELD_NAMES if n.startswith(last)]
-
-
 OutputOpt = Annotated[Optional[str], typer.Option(
     "-o", "--output", help="table, json, jsonl, csv or tsv. Default: table on a terminal, "
     "json when piped.", autocompletion=_complete_formats, metavar="FORMAT")]
 FieldsOpt = Annotated[Optional[str], typer.Option(
     "--fields", help="Only these fields, comma-separated, in this order (every format).",
-    autocompletion=_complete_fields, metavar="A,B,C")]
+    autocompletion=C.field_names, metavar="A,B,C")]
 RawOpt = Annotated[bool, typer.Option(
     "--raw", help="CSV: do not neutralise cells starting with = + - @.")]
 
@@ -296,9 +291,9 @@ def list_(
     _run_query(Query(), output, fields_, raw, sort, asc, limit, all_)
 
 
-def _multi(help_: str, metavar: str = "VALUE") -> Any:
+def _multi(help_: str, metavar: str = "VALUE", complete: Any = None) -> Any:
     return typer.Option(help=help_ + " Repeatable or comma-separated; any of them matches.",
-                        metavar=metavar, rich_help_panel="Filters")
+                        metavar=metavar, rich_help_panel="Filters", autocompletion=complete)
 
 
 def _one(help_: str, metavar: str = "VALUE") -> Any:
@@ -314,21 +309,24 @@ def search(
         "--id", help="Opportunity id. Repeatable or comma-separated.", metavar="ID",
         rich_help_panel="Filters")] = None,
     status: Annotated[Optional[list[str]], _multi(
-        "Status: Open, Won, Lost, Abandoned.", "STATUS")] = None,
+        "Status: Open, Won, Lost, Abandoned.", "STATUS", C.choices(F.STATUSES))] = None,
     priority: Annotated[Optional[list[str]], _multi(
-        "Priority: None, Low, Medium, High.", "PRIORITY")] = None,
+        "Priority: None, Low, Medium, High.", "PRIORITY", C.choices(F.PRIORITIES))] = None,
     assignee: Annotated[Optional[list[str]], _multi(
-        "Owner: user name, email or id; 'none' for no owner.", "USER")] = None,
-    pipeline: Annotated[Optional[list[str]], _multi("Pipeline name or id.", "PIPELINE")] = None,
+        "Owner: user name, email or id; 'none' for no owner.", "USER", C.names("users"))] = None,
+    pipeline: Annotated[Optional[list[str]], _multi("Pipeline name or id.", "PIPELINE",
+                                                             C.names("pipelines"))] = None,
     stage: Annotated[Optional[list[str]], _multi(
-        "Stage name or id, or Pipeline/Stage.", "STAGE")] = None,
-    company: Annotated[Optional[list[str]], _multi("Company name or id.", "COMPANY")] = None,
+        "Stage name or id, or Pipeline/Stage.", "STAGE", C.names("stages"))] = None,
+    company: Annotated[Optional[list[str]], _multi("Company name or id.", "COMPANY",
+                                                           C.names("companies"))] = None,
     primary_contact: Annotated[Optional[list[str]], _multi(
-        "Primary contact: person name, email or id.", "PERSON")] = None,
+        "Primary contact: person name, email or id.", "PERSON", C.names("people"))] = None,
     source: Annotated[Optional[list[str]], _multi(
-        "Customer source name or id; 'none' for no source.", "SOURCE")] = None,
+        "Customer source name or id; 'none' for no source.", "SOURCE",
+        C.names("customer_sources"))] = None,
     loss_reason: Annotated[Optional[list[str]], _multi(
-        "Loss reason name or id; 'none' for no reason.", "REASON")] = None,
+        "Loss reason name or id; 'none' for no reason.", "REASON", C.names("loss_reasons"))] = None,
     tag: Annotated[Optional[list[str]], _multi("Tag.", "TAG")] = None,
     min_value: Annotated[Optional[str], _one("Value at least N.", "N")] = None,
     max_value: Annotated[Optional[str], _one("Value at most N.", "N")] = None,
@@ -341,7 +339,8 @@ def search(
         "Modified on or before DATE (UTC).", "DATE")] = None,
     custom_field: Annotated[Optional[list[str]], typer.Option(
         help="NAME=VALUE[,VALUE] (any of), NAME>=N, NAME<=N, or NAME= for empty. Repeatable.",
-        metavar="NAME=VALUE", rich_help_panel="Filters")] = None,
+        metavar="NAME=VALUE", rich_help_panel="Filters",
+        autocompletion=C.custom_fields)] = None,
     sort: SortOpt = None, asc: AscOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
 ) -> None:
@@ -389,7 +388,7 @@ def _find_id(text: str) -> int:
 @app.command(rich_help_panel="Read")
 def show(
     opportunity: Annotated[str, typer.Argument(help="Id (or exact name) of the opportunity.",
-                                               metavar="ID")],
+                                               metavar="ID", autocompletion=C.ids)],
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
 ) -> None:
     """Show one opportunity: every field; custom fields by name in a table.
@@ -409,10 +408,14 @@ def _field_parameters() -> list[inspect.Parameter]:
             fld.name, inspect.Parameter.KEYWORD_ONLY, default=None,
             annotation=Annotated[Optional[str], typer.Option(
                 fld.flag, help=fld.help + extra, rich_help_panel="Fields",
-                metavar=fld.kind.upper() if fld.kind in (F.REF, F.ENUM) else "VALUE")]))
+                metavar=fld.kind.upper() if fld.kind in (F.REF, F.ENUM) else "VALUE",
+                autocompletion=C.choices(fld.choices) if fld.choices else None)]))
     return params
 
 
+ALIAS_TABLES = {"pipeline": "pipelines", "stage": "stages", "assignee": "users",
+                "source": "customer_sources", "loss_reason": "loss_reasons",
+                "company": "companies", "primary_contact": "people"}
 ALIAS_HELP = {
     "pipeline": "Pipeline by name (or id).",
     "stage": "Stage by name (or id, or Pipeline/Stage).",
@@ -429,7 +432,8 @@ def _alias_parameters() -> list[inspect.Parameter]:
         alias, inspect.Parameter.KEYWORD_ONLY, default=None,
         annotation=Annotated[Optional[str], typer.Option(
             "--" + alias.replace("_", "-"), help=text, rich_help_panel="Fields by name",
-            metavar="NAME")]) for alias, text in ALIAS_HELP.items()]
+            metavar="NAME", autocompletion=C.names(ALIAS_TABLES[alias]))])
+        for alias, text in ALIAS_HELP.items()]
 
 
 def _with_parameters(extra: list[inspect.Parameter]) -> Any:
@@ -476,7 +480,7 @@ TagOpt = Annotated[Optional[list[str]], typer.Option(
     rich_help_panel="Fields", metavar="TAG")]
 CustomOpt = Annotated[Optional[list[str]], typer.Option(
     "--custom-field", help="NAME_OR_ID=VALUE; repeatable. An empty VALUE clears it.",
-    rich_help_panel="Fields", metavar="NAME=VALUE")]
+    rich_help_panel="Fields", metavar="NAME=VALUE", autocompletion=C.custom_fields)]
 
 
 @app.command(rich_help_panel="Write")
@@ -519,7 +523,7 @@ def create(
 @_with_parameters(_field_parameters() + _alias_parameters())
 def update(
     opportunity: Annotated[str, typer.Argument(help="Id (or exact name) of the opportunity.",
-                                               metavar="ID")],
+                                               metavar="ID", autocompletion=C.ids)],
     tag: TagOpt = None,
     add_tag: Annotated[Optional[list[str]], typer.Option(
         "--add-tag", help="Add a tag, keeping the others; repeatable.", rich_help_panel="Fields",
@@ -565,7 +569,7 @@ def update(
 @app.command(rich_help_panel="Write")
 def delete(
     opportunities: Annotated[list[str], typer.Argument(help="Ids of the opportunities.",
-                                                       metavar="ID...")],
+                                                       metavar="ID...", autocompletion=C.ids)],
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask; required without a terminal.")] = False,
     dry_run: Annotated[bool, typer.Option(

@@ -233,7 +233,8 @@ def set_value(profile: str, key: str, value: str | None) -> Path:
 
 
 def mask(value: Any) -> str:
+    """A secret shown as its last four characters only (all hidden when short)."""
     text = str(value)
-    if len(text) <= 8:
+    if len(text) < 12:
         return "****"
-    return text[:4] + "…" + text[-4:]
+    return "****" + text[-4:]
