@@ -1,0 +1,89 @@
+"""Import discipline, checked in a fresh interpreter (never a wall time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import oppcli_exe
+
+
+def modules_after(code: str) -> set[str]:
+    probe = code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    return {m.split(".")[0] for m in json.loads(out.strip().splitlines()[-1])}
+
+
+def test_importing_the_cli_loads_no_heavy_modules():
+    loaded = modules_after("import oppcli.cli")
+    for heavy in ("requests", "urllib3", "rich", "pydantic", "tomli_w"):
+        assert heavy not in loaded, f"import oppcli.cli loaded {heavy}"
+
+
+def test_local_store_search_never_imports_requests(tmp_path):
+    code = f"""
+import os, sys
+os.environ["OPPCLI_STORE"] = {str(tmp_path / 'store')!r}
+os.environ["OPPCLI_CONFIG_DIR"] = {str(tmp_path / 'cfg')!r}
+from oppcli.cli import app
+for args in (["init", "--sample"], ["search", "--status", "open", "-o", "json"],
+             ["show", "1001", "-o", "json"], ["list", "-o", "csv"]):
+    try:
+        app(args)
+    except SystemExit as exc:
+        assert exc.code == 0, (args, exc.code)
+"""
+    loaded = modules_after(code)
+    assert "requests" not in loaded
+    assert "rich" not in loaded  # Rich is only for tables
+
+
+def test_version_does_not_load_rich_or_the_store():
+    env = dict(os.environ)
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    proc = subprocess.run([oppcli_exe(), "--version"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "oppcli" in imported  # the probe works
+    for heavy in ("rich", "requests", "orjson"):
+        assert heavy not in imported, f"--version imported {heavy}"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_generated_from_the_app(shell):
+    proc = subprocess.run([sys.executable, "scripts/gen_completions.py", "--check"],
+                          capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "completions",
+                           f"oppcli.{shell}")) as f:
+        assert "_OPPCLI_COMPLETE" in f.read()
+
+
+def complete_bash(words: str, env_extra: dict[str, str] | None = None) -> list[str]:
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    parts = words.split(" ")
+    env.update(COMP_WORDS=words, COMP_CWORD=str(len(parts) - 1), _OPPCLI_COMPLETE="complete_bash")
+    proc = subprocess.run([oppcli_exe()], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_completion_offers_values_from_the_local_store(run, sample):
+    assert complete_bash("oppcli search --status ") == ["Open", "Won", "Lost", "Abandoned"]
+    assert complete_bash("oppcli list -o j") == ["json", "jsonl"]
+    assert "Sales/Negotiation" in complete_bash("oppcli search --stage Sales/N")
+    assert complete_bash("oppcli show 100") == [str(i) for i in range(1001, 1010)]
+    assert complete_bash("oppcli search --custom-field Region=E") == ["Region=EMEA"]
+    assert complete_bash("oppcli list --fields id,monetary") == ["id,monetary_value"]
+
+
+def test_completion_without_a_store_offers_nothing_and_does_not_fail(tmp_path):
+    assert complete_bash("oppcli show ", {"OPPCLI_STORE": str(tmp_path / "none")}) == []
