@@ -37,6 +37,19 @@ def store_path(isolated: Path) -> Path:
     return isolated / "store"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _build_the_click_command_once():
+    """Typer rebuilds the Click command on every CliRunner.invoke (most of its cost); the app
+    does not change during a run, so build it once."""
+    import typer.testing
+
+    built = typer.main.get_command(app)
+    original = typer.testing._get_command
+    typer.testing._get_command = lambda _app: built
+    yield
+    typer.testing._get_command = original
+
+
 class Run:
     """Invoke oppcli in-process through Typer's CliRunner; stdout and stderr kept apart."""
 
@@ -116,3 +129,30 @@ def pipe_to_jq(producer: Sequence[str], jq_filter: str, env: dict[str, str] | No
     assert first.wait(timeout=60) == 0
     assert jq.returncode == 0, jq.stderr
     return jq.stdout
+
+
+@pytest.fixture(scope="session")
+def shared_sample_store(tmp_path_factory: pytest.TempPathFactory):
+    """One store holding what `oppcli init --sample` writes, shared by tests that only read.
+
+    Checked byte for byte at the end of the session: reading must never change a store.
+    """
+    from oppcli.backends.local import LocalStore
+    from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+
+    path = tmp_path_factory.mktemp("shared-sample") / "store"
+    LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=sample_records())
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
+
+    before = files()
+    yield path
+    assert files() == before, "a read-only command changed the shared sample store"
+
+
+@pytest.fixture
+def ro_sample(shared_sample_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared sample store as OPPCLI_STORE, for read-only tests (saves an `init` per test)."""
+    monkeypatch.setenv("OPPCLI_STORE", str(shared_sample_store))
+    return shared_sample_store

@@ -81,6 +81,18 @@ class OppcliGroup(TyperGroup):
             sys.exit(code)
         return code
 
+    def invoke(self, ctx: Any) -> Any:
+        # `oppcli list | head -1`: the reader went away. Caught here because Typer's main turns
+        # EPIPE into a silent exit 1 before main() above could see it; the flush makes a reader
+        # that leaves during the last buffered write show up here too, not at interpreter exit.
+        try:
+            rv = super().invoke(ctx)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(E.OK) from None
+        return rv
+
 
 def _silence_stdout() -> None:
     import os
@@ -509,9 +521,12 @@ def create(
     backend = STATE.backend()
     lookups = backend.lookups()
     order = STATE.input_date_order()
-    base = payload_from_json(_read_json_input(from_json), lookups, order) if from_json else None
+    # JSON is the API's shape: its close_date is in the store's order, as `show -o json` wrote it.
+    base = (payload_from_json(_read_json_input(from_json), lookups, backend.date_order())
+            if from_json else None)
     payload = changes_from_options(plain, aliases, lookups=lookups, date_order=order,
-                                   tags=tag, custom=custom_field, base=base)
+                                   tags=tag, custom=custom_field, base=base,
+                                   store_order=backend.date_order())
     check_create(payload)
     _format(output), _fields(fields_)  # check before writing anything
     record = backend.create(payload)
@@ -555,7 +570,7 @@ def update(
     changes = changes_from_options(
         plain, aliases, lookups=backend.lookups(), date_order=STATE.input_date_order(),
         tags=tag, add_tags=add_tag, remove_tags=remove_tag, custom=custom_field, clear=clear,
-        context_pipeline=context_pipeline)
+        context_pipeline=context_pipeline, store_order=backend.date_order())
     if not changes:
         raise UsageError("nothing to change", "give at least one field option, e.g. --status Won; "
                          "see `oppcli update --help`")
@@ -602,13 +617,14 @@ def delete(
         if not typer.confirm(f"Delete {listing}?", default=False, err=True):
             err("nothing deleted")
             raise typer.Exit(E.USAGE)
+    ctx = STATE.output_context()  # reads lookups.json: a corrupt store fails before deleting
     deleted = backend.delete([r["id"] for r in records])
     err(f"deleted {len(deleted)}: " + ", ".join(str(r["id"]) for r in deleted))
     results = ({"id": r["id"], "is_deleted": True} for r in deleted)
     if fmt == "table":
         return
     columns = ["id", "is_deleted"] if fmt in ("csv", "tsv") else None
-    emit_many(results, fmt, STATE.output_context(), names=columns)
+    emit_many(results, fmt, ctx, names=columns)
 
 
 # ---- lookups ----------------------------------------------------------------------------------

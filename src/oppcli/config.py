@@ -196,6 +196,8 @@ def load_settings(*, profile: str | None = None, flags: Mapping[str, Any] | None
             try:
                 values[key] = check_value(key, str(values[key]))
             except ValidationError as exc:
+                if sources[key].startswith("flag"):  # a bad flag value is a usage error (2)
+                    raise ValidationError(f"{exc.message} (from {sources[key]})", exc.hint) from None
                 raise ConfigError(f"{exc.message} (from {sources[key]})", exc.hint) from None
     return Settings(profile=chosen, values=values, sources=sources, config_file=path)
 

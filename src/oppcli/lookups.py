@@ -126,6 +126,10 @@ class Lookups:
                     + " to choose")
             raise ConflictError(f"{label} {raw!r} is ambiguous: {listed}", hint)
         similar = [r for r in rows if want in _norm(str(r.get("name", "")))] or rows
+        if not similar and table == "stages":
+            # Narrowing (an unknown pipeline in Pipeline/Stage, or a stage of another pipeline)
+            # left nothing: list the stages the name could have meant, not "no stages".
+            similar = [s for s in self.stages if not pipes or s["pipeline_id"] in pipes] or self.stages
         if not similar:
             raise NotFoundError(f"no {label} named {raw!r}", f"this backend has no {label}s")
         listed = "; ".join(self._describe(table, r) for r in similar[:MAX_CANDIDATES])

@@ -137,8 +137,11 @@ def check_percent(value: int | float, what: str = "win_probability") -> int:
     return number
 
 
-def from_text(fld: F.Field, text: str, date_order: str) -> Any:
-    """A CLI flag's string as the field's JSON value."""
+def from_text(fld: F.Field, text: str, date_order: str, store_order: str | None = None) -> Any:
+    """A CLI flag's string as the field's JSON value.
+
+    close_date is read in the configured order and written in the store's (`store_order`):
+    a DMY user's 3/4/2026 is "4/3/2026" in an MDY store, not 4 March."""
     what = fld.name
     if fld.kind in (F.INT, F.REF, F.TIMESTAMP):
         return parse_int(text, what)
@@ -149,7 +152,7 @@ def from_text(fld: F.Field, text: str, date_order: str) -> Any:
     if fld.kind == F.ENUM:
         return choice(text, fld.choices, what.replace("_", " "))
     if fld.kind == F.DATE:
-        return format_close_date(parse_close_date(text, date_order), date_order)
+        return format_close_date(parse_close_date(text, date_order), store_order or date_order)
     if fld.kind == F.BOOL:
         return parse_bool(text, what)
     if fld.kind == F.STR:
@@ -342,7 +345,9 @@ def custom_fields_from_json(value: Any, lookups: Lookups, date_order: str) -> li
 def check_create(payload: Mapping[str, Any]) -> None:
     missing = [f for f in F.REQUIRED if payload.get(f) in (None, "")]
     if missing:
-        flags = " and ".join(F.BY_NAME[m].flag for m in missing)
+        how = {"name": "--name", "primary_contact_id": "--primary-contact NAME_OR_EMAIL "
+               "(or --primary-contact-id ID)"}
+        flags = " and ".join(how.get(m, F.BY_NAME[m].flag) for m in missing)
         raise ValidationError(f"missing required {' and '.join(missing)}", f"give {flags}")
 
 
@@ -371,15 +376,17 @@ def changes_from_options(
     clear: list[str] | None = None,
     base: Mapping[str, Any] | None = None,
     context_pipeline: int | None = None,
+    store_order: str | None = None,
 ) -> dict[str, Any]:
     """What create/update flags ask for, as field -> JSON value (None clears).
 
-    `base` is a record read with --from-json; flags override its keys.
+    `base` is a record read with --from-json; flags override its keys. Dates typed in
+    `date_order` are written in `store_order` (the backend's), when given.
     """
     changes: dict[str, Any] = dict(base or {})
     for name, text in values.items():
         if text is not None:
-            changes[name] = from_text(F.BY_NAME[name], text, date_order)
+            changes[name] = from_text(F.BY_NAME[name], text, date_order, store_order)
     # Aliases: a name (or id) resolved through the lookups; pipeline first, to narrow stages.
     for alias in sorted(aliases, key=lambda a: a != "pipeline"):
         text = aliases[alias]
@@ -421,7 +428,8 @@ def changes_from_options(
     for name in clear or ():
         fld = F.BY_NAME.get(name.strip().replace("-", "_"))
         if fld is None or not fld.writable:
-            valid = ", ".join(f.name for f in F.WRITABLE if f.nullable or f.kind in (F.TAGS, F.CUSTOM))
+            valid = ", ".join(f.name for f in F.WRITABLE
+                              if (f.nullable and not f.required) or f.kind in (F.TAGS, F.CUSTOM))
             raise ValidationError(f"cannot clear {name!r}", f"fields that can be cleared: {valid}")
         if fld.name in changes:
             raise ValidationError(f"{fld.name} is both set and cleared", "give only one of them")

@@ -226,7 +226,9 @@ class LocalStore:
             raise _os_error(exc, self.data_path, "read") from exc
 
     def _corrupt(self, lineno: int, why: str) -> StoreError:
-        return StoreError(f"{self.data_path} line {lineno} is corrupt ({why})",
+        """lineno < 0: the last line (counting the lines would mean reading the whole file)."""
+        where = "the last line" if lineno < 0 else f"line {lineno}"
+        return StoreError(f"{self.data_path} {where} is corrupt ({why})",
                           "restore the store from a backup; oppcli leaves it untouched")
 
     def _parse(self, line: bytes, lineno: int) -> Record:
@@ -328,7 +330,10 @@ class LocalStore:
         count = 0
         with self._open_data() as f:
             for offset, chunk in self._chunks(f):
-                lines = narrow.lines(chunk) if narrow else chunk.split(b"\n")
+                if narrow and _uniform(chunk):
+                    lines = narrow.lines(chunk)
+                else:  # nothing to narrow by, or a line that is not a record: parse them all
+                    lines = chunk.split(b"\n")
                 pos = 0
                 for line in lines:
                     if not line:
@@ -379,6 +384,11 @@ class LocalStore:
         without parsing; the hit is confirmed by parsing. A hand-edited line that does not
         start that way is still found by the slow path, a full parse.
         """
+        committed = data[:data.rfind(b"\n") + 1]
+        if not _uniform(committed):  # a line that is not a record: parse all, to report it
+            for line in committed.split(b"\n"):
+                if line:
+                    self._parse_in(line, committed, 0)
         needle = b'{"id":%d,' % opp_id
         pos = data.find(needle)
         while pos != -1:
@@ -424,9 +434,17 @@ class LocalStore:
                     delay = min(delay * 2, 0.05)
             # Another process may have changed the header while we waited.
             self.meta = self.open(self.path).meta
+            self._remove_stale_temps()
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    def _remove_stale_temps(self) -> None:
+        """Temp files of writers killed mid-write: safe to remove while we hold the lock."""
+        for name in os.listdir(self.path):
+            if name.startswith((f".{DATA}.", f".{META}.")) and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path / name)
 
     def _set_torn_tail_aside(self, fd: int) -> int:
         """Copy a torn last line (no newline) aside; returns the size of the committed data."""
@@ -464,7 +482,7 @@ class LocalStore:
         try:
             return int(orjson.loads(last)["id"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise self._corrupt(-1, "the last line is not an opportunity") from None
+            raise self._corrupt(-1, "not an opportunity") from None
 
     def create(self, payload: Mapping[str, Any]) -> Record:
         check_create(payload)
@@ -721,6 +739,16 @@ def _holding_any(lines: list[bytes], head: bytes, tokens: tuple[bytes, ...]) -> 
 def _plain(text: str) -> bool:
     """Text that JSON writes as is: printable ASCII without quotes or backslashes."""
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _uniform(chunk: bytes) -> bool:
+    """Every line of the chunk starts like a stored record (`{"id":`): two byte counts.
+
+    Narrowing skips lines without parsing them; this makes sure a skipped line is at least
+    shaped like a record, so a garbage line is parsed, and reported, rather than skipped.
+    """
+    starts = chunk.count(b'\n{"id":') + (1 if chunk.startswith(b'{"id":') else 0)
+    return starts == chunk.count(b"\n")  # the chunk ends with its last line's newline
 
 
 def _read_all(f: BinaryIO) -> bytes:
