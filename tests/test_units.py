@@ -220,7 +220,9 @@ def test_custom_criterion_matching():
     multi = CustomCriterion(404, "MultiSelect", values=[4042])
     assert multi.matches([4041, 4042]) and not multi.matches([4041]) and not multi.matches([])
     checkbox = CustomCriterion(403, "Checkbox", values=[False])
-    assert checkbox.matches(False) and not checkbox.matches(True) and not checkbox.matches(None)
+    assert checkbox.matches(False) and not checkbox.matches(True)
+    assert checkbox.matches(None)  # an unset checkbox is unchecked
+    assert not CustomCriterion(403, "Checkbox", values=[True]).matches(None)
     bounds = CustomCriterion(402, "Float", minimum=12, maximum=24)
     assert bounds.matches(12) and bounds.matches(24) and not bounds.matches(36)
     assert not bounds.matches(None) and not bounds.matches("12") and not bounds.matches(True)

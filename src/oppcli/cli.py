@@ -52,9 +52,12 @@ class OppcliGroup(TyperGroup):
                 traceback.print_exc()
             err(f"error: {exc}")
             code = exc.exit_code
-        except typer.Abort:
-            err("aborted")
-            code = E.USAGE
+        except typer.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+                code = E.INTERRUPTED
+            else:  # end of input at a prompt
+                err("aborted")
+                code = E.USAGE
         except (KeyboardInterrupt):
             code = E.INTERRUPTED
         except Exception as exc:
@@ -62,7 +65,8 @@ class OppcliGroup(TyperGroup):
             if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
                 ctx = getattr(exc, "ctx", None)
                 where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-                err(f"error: {exc.format_message()}{where}")
+                if exc.format_message():  # empty: help was shown for a bare group
+                    err(f"error: {exc.format_message()}{where}")
                 code = int(exc.exit_code)
             elif isinstance(exc, BrokenPipeError):
                 _silence_stdout()
@@ -197,14 +201,16 @@ RawOpt = Annotated[bool, typer.Option(
     "--raw", help="CSV: do not neutralise cells starting with = + - @.")]
 
 
-def _format(output: str | None) -> str:
+def _format(output: str | None, allowed: tuple[str, ...] | None = None) -> str:
     from oppcli.output import FORMATS, default_format
 
+    allowed = allowed or FORMATS
     if output is None:
         return default_format()
     fmt = output.strip().lower()
-    if fmt not in FORMATS:
-        raise ValidationError(f"unknown output format {output!r}", "valid: " + ", ".join(FORMATS))
+    if fmt not in allowed:
+        raise ValidationError(f"unknown output format {output!r} for this command",
+                              "valid: " + ", ".join(allowed))
     return fmt
 
 
@@ -243,7 +249,7 @@ def init(
         count = sum(1 for _ in store.scan())
         err(f"a store already exists at {path} ({count} opportunities); left unchanged")
         return
-    records = sample_records() if sample else []
+    records = sample_records(date_order=settings.date_order) if sample else []
     LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS if sample else DEFAULT_LOOKUPS,
                             date_order=settings.date_order, records=records)
     what = f" with {len(records)} sample opportunities" if sample else ""
@@ -647,7 +653,7 @@ def lookups(
     tables = (*F.LOOKUP_TABLES, "stages")
     if table is not None and table not in tables:
         raise ValidationError(f"unknown lookup table {table!r}", "valid: " + ", ".join(tables))
-    fmt = _format(output)
+    fmt = _format(output, ("table", "json"))
     if fmt != "table":
         data: Any = lk.rows(table) if table else lk.to_dict()
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -702,7 +708,7 @@ def config_show(output: OutputOpt = None) -> None:
     rows = [{"key": k, "value": (mask(settings.values[k]) if KEYS[k].secret and settings.values[k]
                                  else settings.values[k]),
              "source": settings.source(k)} for k in KEYS]
-    fmt = _format(output)
+    fmt = _format(output, ("table", "json"))
     if fmt == "table":
         from rich.console import Console
         from rich.table import Table

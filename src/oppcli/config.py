@@ -131,8 +131,8 @@ def check_value(key: str, value: str) -> str:
         return low
     if key == "copper.url" and not value.startswith(("https://", "http://")):
         raise ValidationError(f"invalid copper.url {value!r}", "give an https:// URL")
-    if key == "store":
-        return str(Path(value).expanduser())
+    if key == "store":  # absolute, so the store does not depend on the current directory
+        return str(Path(value).expanduser().resolve())
     return value
 
 
@@ -225,6 +225,10 @@ def set_value(profile: str, key: str, value: str | None) -> Path:
     table = profiles.setdefault(profile, {})
     section, _, leaf = key.rpartition(".")
     target = table.setdefault(section, {}) if section else table
+    if not isinstance(table, dict) or not isinstance(target, dict):
+        raise ConfigError(f"config {config_path()}: [profiles.{profile}] "
+                          f"{'.' + section if section else ''} is not a table",
+                          "fix it by hand or remove it")
     if value is None:
         target.pop(leaf, None)
         if section and not target:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from oppcli import fields as F
-from oppcli.errors import ValidationError
+from oppcli.errors import NotFoundError, ValidationError
 from oppcli.lookups import Lookups
 from oppcli.models import (
     choice,
@@ -54,13 +54,20 @@ class SearchOptions:
 def _refs(lookups: Lookups, table: str, values: Sequence[str], *, allow_none: bool = False,
           pipeline_ids: Sequence[int] = ()) -> list[int]:
     out: list[int] = []
-    for v in split_list(values):
-        if allow_none and v.casefold() in NONE_WORDS:
-            ident = NONE_ID
-        else:
-            ident = lookups.resolve(table, v, pipeline_ids=pipeline_ids)
-        if ident not in out:
-            out.append(ident)
+    for given in values:
+        parts = split_list([given])
+        if len(parts) > 1:  # "Acme, Inc." is one name when a name says so
+            try:
+                parts = [str(lookups.resolve(table, given, pipeline_ids=pipeline_ids))]
+            except NotFoundError:
+                pass
+        for v in parts:
+            if allow_none and v.casefold() in NONE_WORDS:
+                ident = NONE_ID
+            else:
+                ident = lookups.resolve(table, v, pipeline_ids=pipeline_ids)
+            if ident not in out:
+                out.append(ident)
     return out
 
 

@@ -117,7 +117,7 @@ def parse_field_list(text: str) -> list[str]:
     """Split `--fields a,b,c` and check every name; raises ValidationError listing valid names."""
     from oppcli.errors import ValidationError
 
-    names = [part.strip() for part in text.split(",") if part.strip()]
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not names:
         raise ValidationError("--fields is empty", "give field names separated by commas")
     unknown = [n for n in names if n not in BY_NAME]

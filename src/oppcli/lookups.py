@@ -27,6 +27,29 @@ LABELS = {
 MAX_CANDIDATES = 12
 
 
+def lookups_problem(data: Any) -> str | None:
+    """What is wrong with the shape of lookup tables read from a file, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for table in LOOKUP_TABLES:
+        rows = data.get(table) or []
+        if not isinstance(rows, list):
+            return f"{table} is not a list"
+        nested = [s for p in rows if isinstance(p, dict) for s in (p.get("stages") or [])] \
+            if table == "pipelines" else []
+        if table == "pipelines" and any(isinstance(p, dict) and not isinstance(p.get("stages", []), list)
+                                        for p in rows):
+            return "a pipeline's stages is not a list"
+        for row in [*rows, *nested]:
+            if not isinstance(row, dict):
+                return f"an entry of {table} is not an object"
+            if not isinstance(row.get("id"), int) or isinstance(row.get("id"), bool):
+                return f"an entry of {table} has no integer id"
+            if not isinstance(row.get("name"), str):
+                return f"{table} entry {row.get('id')} has no name"
+    return None
+
+
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
@@ -108,15 +131,22 @@ class Lookups:
         rows = self.rows(table)
         pipes = set(pipeline_ids)
         want = _norm(raw)
-        if table == "stages":
-            if pipes:
-                rows = [s for s in rows if s["pipeline_id"] in pipes]
-            if "/" in raw:
-                pname, _, sname = raw.rpartition("/")
-                rows = [s for s in rows if _norm(s["pipeline_name"]) == _norm(pname)]
-                want = _norm(sname)
+        if table == "stages" and pipes:
+            rows = [s for s in rows if s["pipeline_id"] in pipes]
         matches = [r for r in rows if _norm(str(r.get("name", ""))) == want
                    or (r.get("email") and _norm(str(r["email"])) == want)]
+        if table == "stages" and not matches and "/" in raw:
+            # "Pipeline/Stage"; either name may itself hold a "/", so try every split.
+            for i, ch in enumerate(raw):
+                if ch == "/":
+                    pname, sname = _norm(raw[:i]), _norm(raw[i + 1:])
+                    matches += [s for s in rows if _norm(s["pipeline_name"]) == pname
+                                and _norm(s["name"]) == sname]
+            if not matches:  # candidates: the stages of a pipeline the text names, if any
+                named = {_norm(raw[:i]) for i, ch in enumerate(raw) if ch == "/"}
+                in_named = [s for s in rows if _norm(s["pipeline_name"]) in named]
+                rows = in_named or rows
+                want = "" if in_named else _norm(raw.rpartition("/")[2])
         if len(matches) == 1:
             return int(matches[0]["id"])
         label = LABELS[table]

@@ -429,7 +429,9 @@ def changes_from_options(
         fld = F.BY_NAME.get(name.strip().replace("-", "_"))
         if fld is None or not fld.writable:
             valid = ", ".join(f.name for f in F.WRITABLE
-                              if (f.nullable and not f.required) or f.kind in (F.TAGS, F.CUSTOM))
+                              if (f.nullable and not f.required
+                                  and f.name not in ("pipeline_id", "pipeline_stage_id"))
+                              or f.kind in (F.TAGS, F.CUSTOM))
             raise ValidationError(f"cannot clear {name!r}", f"fields that can be cleared: {valid}")
         if fld.name in changes:
             raise ValidationError(f"{fld.name} is both set and cleared", "give only one of them")
@@ -441,6 +443,9 @@ def changes_from_options(
         elif not fld.nullable or fld.required:
             raise ValidationError(f"{fld.name} cannot be cleared",
                                   f"set it to another value with {fld.flag}")
+        elif fld.name in ("pipeline_id", "pipeline_stage_id"):
+            raise ValidationError(f"{fld.name} cannot be cleared: every opportunity is in a "
+                                  "pipeline stage", "move it with --stage or --pipeline")
         else:
             changes[fld.name] = None
     return changes

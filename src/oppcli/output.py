@@ -208,7 +208,11 @@ def write_delimited(records: Iterable[Record], out: IO[str], names: Sequence[str
 def _console(stream: IO[str]) -> Any:
     from rich.console import Console
 
-    return Console(file=stream, highlight=False, soft_wrap=False)
+    class QuietPipeConsole(Console):
+        def on_broken_pipe(self) -> None:  # Rich would exit 1 itself; the CLI ends quietly
+            raise BrokenPipeError
+
+    return QuietPipeConsole(file=stream, highlight=False, soft_wrap=False)
 
 
 def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | None,
@@ -224,12 +228,10 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
     for rec in records:
         rows.append([ctx.display(n, rec.get(n)) for n in cols])
         count += 1
+        weighted += weighted_value(rec)
         value = rec.get("monetary_value")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             total += value
-            prob = rec.get("win_probability")
-            if isinstance(prob, (int, float)):
-                weighted += value * prob / 100
     console = _console(out)
     name_width = None
     if not names:  # default columns: drop the least useful ones until the rest fit
@@ -255,6 +257,21 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
     console.print(f"{count:,} {noun}   total value {_money(total)}   "
                   f"weighted {_money(weighted)}" + (f"   [dim]{shown}[/dim]" if shown else ""))
     return count
+
+
+def weighted_value(rec: Record) -> float:
+    """Expected value: Won deals count in full, Lost and Abandoned not at all, Open ones at
+    their win probability."""
+    value = rec.get("monetary_value")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return 0.0
+    status = rec.get("status")
+    if status == "Won":
+        return float(value)
+    if status in ("Lost", "Abandoned"):
+        return 0.0
+    prob = rec.get("win_probability")
+    return value * prob / 100 if isinstance(prob, (int, float)) else 0.0
 
 
 DROP_ORDER = ("priority", "win_probability", "close_date", "assignee_id", "pipeline_stage_id")

@@ -34,6 +34,8 @@ class CustomCriterion:
     allow_empty: bool = False
 
     def matches(self, value: Any) -> bool:
+        if value is None and self.data_type == "Checkbox" and self.values == [False]:
+            return True  # an unset checkbox is unchecked
         if value is None or value == []:
             return self.allow_empty
         if self.minimum is not None or self.maximum is not None:
@@ -170,8 +172,12 @@ class Query:
         name = self.sort_by
         kind = F.BY_NAME[name].kind if name in F.BY_NAME else F.STR
 
+        rank = {c: i for i, c in enumerate(F.BY_NAME[name].choices)} if kind == F.ENUM else {}
+
         def value(r: Record) -> Any:
             v = r.get(name)
+            if rank:  # None < Low < Medium < High; Open < Won < Lost < Abandoned
+                return rank.get(v, len(rank)) if v is not None else None
             if kind == F.DATE:
                 day = stored_close_date(v, date_order)
                 return None if day is None else day.toordinal()

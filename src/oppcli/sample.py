@@ -96,7 +96,12 @@ _TAG_SETS = [["enterprise"], ["smb"], ["enterprise", "q3"], [], ["renewal"], ["u
 BASE_TIME = 1767225600  # 2026-01-01T00:00:00Z
 
 
-def sample_records(count: int = 36) -> list[dict[str, Any]]:
+def sample_records(count: int = 36, date_order: str = "MDY") -> list[dict[str, Any]]:
+    """The demo deals; close dates written in the store's date order, as Copper would."""
+    import datetime as dt
+
+    from oppcli.models import format_close_date
+
     lk = SAMPLE_LOOKUPS
     people = lk["people"]
     companies = {c["id"]: c["name"] for c in lk["companies"]}
@@ -123,7 +128,7 @@ def sample_records(count: int = 36) -> list[dict[str, Any]]:
             "id": 1001 + i,
             "name": f"{company_name or person['name']} - {product}",
             "assignee_id": None if i % 9 == 8 else users[i % len(users)],
-            "close_date": f"{month}/{day}/2026",
+            "close_date": format_close_date(dt.date(2026, month, day), date_order),
             "company_id": company_id,
             "company_name": company_name,
             "customer_source_id": None if i % 6 == 5 else sources[i % len(sources)],

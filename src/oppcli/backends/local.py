@@ -24,6 +24,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ import orjson
 
 from oppcli import fields as F
 from oppcli.errors import NotFoundError, ServiceError, StoreError, ValidationError
-from oppcli.lookups import Lookups
+from oppcli.lookups import Lookups, lookups_problem
 from oppcli.models import TagEdit, check_create, check_date_order
 from oppcli.query import NONE_ID, Query, order
 
@@ -150,9 +151,15 @@ class LocalStore:
             raise StoreError(f"{meta_path} is not an oppcli store header",
                              "restore it from a backup; oppcli leaves it untouched")
         version = meta.get("version")
-        if not isinstance(version, int) or version > VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise StoreError(f"{meta_path} has no valid format version ({version!r})",
+                             "restore it from a backup; oppcli leaves it untouched")
+        if version > VERSION:
             raise StoreError(f"store format version {version} is newer than this oppcli "
                              f"understands ({VERSION})", "upgrade oppcli")
+        if meta.get("date_order", "MDY") not in F.DATE_ORDERS:
+            raise StoreError(f"{meta_path} has an unknown date_order {meta.get('date_order')!r}",
+                             "it must be MDY or DMY")
         if not isinstance(meta.get("next_id"), int):
             raise StoreError(f"{meta_path} has no valid next_id",
                              "restore it from a backup; oppcli leaves it untouched")
@@ -210,8 +217,9 @@ class LocalStore:
     def lookups(self) -> Lookups:
         if self._lookups is None:
             data = self._read_json(self.path / LOOKUPS)
-            if not isinstance(data, dict):
-                raise StoreError(f"{self.path / LOOKUPS} is not a JSON object",
+            problem = lookups_problem(data)
+            if problem:
+                raise StoreError(f"{self.path / LOOKUPS} is corrupt ({problem})",
                                  "restore it from a backup; oppcli leaves it untouched")
             self._lookups = Lookups(data)
         return self._lookups
@@ -524,6 +532,8 @@ class LocalStore:
             offset, length, current = found
             record = apply_changes(current, changes, lookups)
             self._check_refs(record, lookups)
+            if canonical(record) == canonical(current):  # nothing changes: nothing is written
+                return current
             record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
             line = dump_line(record)
             self._rewrite(f, [(offset, length, line)])
@@ -741,14 +751,25 @@ def _plain(text: str) -> bool:
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
-def _uniform(chunk: bytes) -> bool:
-    """Every line of the chunk starts like a stored record (`{"id":`): two byte counts.
+# A newline that ends a line not closed by `}`, or starts a line that does not begin with
+# `{"id":` and a number: one regex pass (its literal `\n` prefix makes the scan fast).
+_NOT_A_RECORD_LINE = re.compile(rb'\n(?:(?<=[^}]\n)|(?!\{"id":[-0-9]|\Z))')
 
-    Narrowing skips lines without parsing them; this makes sure a skipped line is at least
-    shaped like a record, so a garbage line is parsed, and reported, rather than skipped.
+
+def _uniform(chunk: bytes) -> bool:
+    """Every line of the chunk is shaped like a stored record: it starts with `{"id":` and a
+    number and ends with `}`. One regex pass, no parsing.
+
+    Narrowing skips lines without parsing them, and update/delete copy lines they do not touch;
+    this makes sure such a line is at least shaped like a record, so that a garbage or truncated
+    line is parsed, and reported, rather than skipped or copied. (A line that is shaped right but
+    broken inside is still only caught where it is parsed.)
     """
-    starts = chunk.count(b'\n{"id":') + (1 if chunk.startswith(b'{"id":') else 0)
-    return starts == chunk.count(b"\n")  # the chunk ends with its last line's newline
+    if not chunk:
+        return True
+    if not chunk.startswith(b'{"id":') or chunk[6:7] not in b"-0123456789":
+        return False
+    return _NOT_A_RECORD_LINE.search(chunk) is None
 
 
 def _read_all(f: BinaryIO) -> bytes:
@@ -812,4 +833,10 @@ def apply_changes(current: Mapping[str, Any], changes: Mapping[str, Any], lookup
         stage = lookups.get("stages", record.get("pipeline_stage_id"))
         if stage:
             record["pipeline_id"] = stage["pipeline_id"]
+    if (record.get("pipeline_stage_id") != current.get("pipeline_stage_id")
+            and "win_probability" not in changes):
+        # A deal moved to another stage takes that stage's probability, as in Copper's app.
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if stage and stage.get("win_probability") is not None:
+            record["win_probability"] = stage["win_probability"]
     return derive(record, lookups)
