@@ -153,7 +153,9 @@ def _version(value: bool) -> None:
 app = typer.Typer(
     cls=OppcliGroup,
     name=PROG,
-    help="Manage sales opportunities the way Copper CRM models them: locally or through the API.",
+    help="Manage sales opportunities the way Copper CRM models them: locally or through the API."
+    "\n\nData goes to stdout (a table on a terminal, JSON otherwise); messages go to stderr."
+    "\n\nExample: oppcli init --sample && oppcli search --status open --min-value 50000",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -166,9 +168,12 @@ def main_callback(
     store: Annotated[Optional[Path], typer.Option(
         "--store", help="Local store directory (env OPPCLI_STORE).", metavar="PATH")] = None,
     backend: Annotated[Optional[str], typer.Option(
-        "--backend", help="local or copper (env OPPCLI_BACKEND).")] = None,
+        "--backend", help="Where data lives: local (the JSON store) or copper (the API); "
+        "env OPPCLI_BACKEND.", metavar="local|copper",
+        autocompletion=C.choices(("local", "copper")))] = None,
     profile: Annotated[Optional[str], typer.Option(
-        "--profile", help="Config profile to use or change (env OPPCLI_PROFILE).")] = None,
+        "--profile", help="Config profile to use or change (env OPPCLI_PROFILE; "
+        "default: default).", metavar="NAME")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
@@ -176,6 +181,8 @@ def main_callback(
     """Manage sales opportunities the way Copper CRM models them.
 
     Data goes to stdout (a table on a terminal, JSON otherwise); messages go to stderr.
+
+    Example: oppcli init --sample && oppcli search --status open --min-value 50000
     """
     STATE.flags = {"store": str(store) if store else None, "backend": backend}
     STATE.profile = profile
@@ -195,8 +202,12 @@ OutputOpt = Annotated[Optional[str], typer.Option(
     "-o", "--output", help="table, json, jsonl, csv or tsv. Default: table on a terminal, "
     "json when piped.", autocompletion=_complete_formats, metavar="FORMAT")]
 FieldsOpt = Annotated[Optional[str], typer.Option(
-    "--fields", help="Only these fields, comma-separated, in this order (every format).",
+    "--fields", help="Only these fields, comma-separated, in this order (every format). "
+    "Fields: " + ", ".join(F.FIELD_NAMES) + ".",
     autocompletion=C.field_names, metavar="A,B,C")]
+SmallOutputOpt = Annotated[Optional[str], typer.Option(
+    "-o", "--output", help="table or json. Default: table on a terminal, json when piped.",
+    autocompletion=C.choices(("table", "json")), metavar="FORMAT")]
 RawOpt = Annotated[bool, typer.Option(
     "--raw", help="CSV: do not neutralise cells starting with = + - @.")]
 
@@ -258,7 +269,8 @@ def init(
 
 # ---- list and search --------------------------------------------------------------------------
 SortOpt = Annotated[Optional[str], typer.Option(
-    "--sort", help="Field to sort by (default: date_modified, newest first).",
+    "--sort", help="Field to sort by (default: date_modified, newest first): "
+    + ", ".join(F.SORTABLE) + ".",
     autocompletion=lambda incomplete: [n for n in F.SORTABLE if n.startswith(incomplete)],
     metavar="FIELD")]
 AscOpt = Annotated[Optional[bool], typer.Option(
@@ -346,17 +358,26 @@ def search(
     loss_reason: Annotated[Optional[list[str]], _multi(
         "Loss reason name or id; 'none' for no reason.", "REASON", C.names("loss_reasons"))] = None,
     tag: Annotated[Optional[list[str]], _multi("Tag.", "TAG")] = None,
-    min_value: Annotated[Optional[str], _one("Value at least N.", "N")] = None,
-    max_value: Annotated[Optional[str], _one("Value at most N.", "N")] = None,
-    close_after: Annotated[Optional[str], _one("Close date on or after DATE.", "DATE")] = None,
-    close_before: Annotated[Optional[str], _one("Close date on or before DATE.", "DATE")] = None,
-    created_after: Annotated[Optional[str], _one("Created on or after DATE (UTC).", "DATE")] = None,
-    created_before: Annotated[Optional[str], _one("Created on or before DATE (UTC).", "DATE")] = None,
-    modified_after: Annotated[Optional[str], _one("Modified on or after DATE (UTC).", "DATE")] = None,
+    min_value: Annotated[Optional[str], _one("Monetary value at least N (a number).", "N")] = None,
+    max_value: Annotated[Optional[str], _one("Monetary value at most N (a number).", "N")] = None,
+    close_after: Annotated[Optional[str], _one(
+        "Close date on or after DATE (YYYY-MM-DD, or MM/DD/YYYY in the configured order).",
+        "DATE")] = None,
+    close_before: Annotated[Optional[str], _one(
+        "Close date on or before DATE (YYYY-MM-DD, or MM/DD/YYYY in the configured order).",
+        "DATE")] = None,
+    created_after: Annotated[Optional[str], _one(
+        "Created on or after DATE (YYYY-MM-DD, UTC, or an ISO date-time).", "DATE")] = None,
+    created_before: Annotated[Optional[str], _one(
+        "Created on or before DATE (YYYY-MM-DD, UTC, or an ISO date-time).", "DATE")] = None,
+    modified_after: Annotated[Optional[str], _one(
+        "Modified on or after DATE (YYYY-MM-DD, UTC, or an ISO date-time).", "DATE")] = None,
     modified_before: Annotated[Optional[str], _one(
-        "Modified on or before DATE (UTC).", "DATE")] = None,
+        "Modified on or before DATE (YYYY-MM-DD, UTC, or an ISO date-time).", "DATE")] = None,
     custom_field: Annotated[Optional[list[str]], typer.Option(
-        help="NAME=VALUE[,VALUE] (any of), NAME>=N, NAME<=N, or NAME= for empty. Repeatable.",
+        help="Custom field by name or id: NAME=VALUE[,VALUE] (any of; Dropdown and "
+        "MultiSelect take option names, Checkbox true/false, Date YYYY-MM-DD), NAME>=N or "
+        "NAME<=N (numbers, dates), NAME= (empty). Repeatable; all must hold.",
         metavar="NAME=VALUE", rich_help_panel="Filters",
         autocompletion=C.custom_fields)] = None,
     sort: SortOpt = None, asc: AscOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
@@ -419,14 +440,19 @@ def show(
 
 # ---- create and update: one option per writable field, from fields.py ----------------------
 def _field_parameters() -> list[inspect.Parameter]:
+    from oppcli.models import ALIASES
+
+    by_name = {target: alias for alias, (target, _) in ALIASES.items()}
     params = []
     for fld in F.SIMPLE_WRITABLE:
         extra = f" One of: {', '.join(fld.choices)}." if fld.choices else ""
+        if fld.name in by_name:
+            extra += f" An id; --{by_name[fld.name].replace('_', '-')} takes a name."
         params.append(inspect.Parameter(
             fld.name, inspect.Parameter.KEYWORD_ONLY, default=None,
             annotation=Annotated[Optional[str], typer.Option(
                 fld.flag, help=fld.help + extra, rich_help_panel="Fields",
-                metavar=fld.kind.upper() if fld.kind in (F.REF, F.ENUM) else "VALUE",
+                metavar=fld.metavar,
                 autocompletion=C.choices(fld.choices) if fld.choices else None)]))
     return params
 
@@ -459,7 +485,11 @@ def _with_parameters(extra: list[inspect.Parameter]) -> Any:
     def wrap(func: Any) -> Any:
         sig = inspect.signature(func, eval_str=True)
         own = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-        params = own + extra
+        # Help order: the command's arguments, the field options, then the command's own options.
+        arguments = [p for p in own if "ArgumentInfo" in repr(p.annotation)]
+        options = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
+                   if p not in arguments]
+        params = arguments + extra + options
         func.__signature__ = sig.replace(parameters=params)
         func.__annotations__ = {p.name: p.annotation for p in params}
         return func
@@ -497,7 +527,9 @@ TagOpt = Annotated[Optional[list[str]], typer.Option(
     "--tag", help="Tag; repeatable or comma-separated. On update it replaces all tags.",
     rich_help_panel="Fields", metavar="TAG")]
 CustomOpt = Annotated[Optional[list[str]], typer.Option(
-    "--custom-field", help="NAME_OR_ID=VALUE; repeatable. An empty VALUE clears it.",
+    "--custom-field", help="NAME_OR_ID=VALUE; repeatable. Dropdown and MultiSelect take "
+    "option names (MultiSelect comma-separated), Checkbox true/false, Date YYYY-MM-DD, "
+    "numbers and text as they are; an empty VALUE clears it.",
     rich_help_panel="Fields", metavar="NAME=VALUE", autocompletion=C.custom_fields)]
 
 
@@ -637,11 +669,12 @@ def delete(
 @app.command(rich_help_panel="Read")
 def lookups(
     table: Annotated[Optional[str], typer.Argument(
+        metavar="TABLE",
         help="pipelines, stages, users, customer_sources, loss_reasons, "
         "custom_field_definitions, companies or people; all when left out.",
         autocompletion=lambda incomplete: [t for t in (*F.LOOKUP_TABLES, "stages")
                                            if t.startswith(incomplete)])] = None,
-    output: OutputOpt = None,
+    output: SmallOutputOpt = None,
 ) -> None:
     """Show the lookup tables that names resolve against (stages, users, sources, ...).
 
@@ -683,9 +716,14 @@ def lookups(
 
 
 # ---- config ----------------------------------------------------------------------------------
-config_app = typer.Typer(help="Show and change settings (a TOML file; see `oppcli config path`).",
+config_app = typer.Typer(help="Show and change settings (a TOML file; see `oppcli config path`)."
+                         "\n\nExample: oppcli --profile work config set backend copper",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config", rich_help_panel="Setup")
+
+
+KEY_HELP = ("Setting: backend, store, date_order (alias copper.date_order), copper.url, "
+            "copper.api_key, copper.user_email.")
 
 
 def _complete_keys(incomplete: str) -> list[str]:
@@ -695,7 +733,7 @@ def _complete_keys(incomplete: str) -> list[str]:
 
 
 @config_app.command("show")
-def config_show(output: OutputOpt = None) -> None:
+def config_show(output: SmallOutputOpt = None) -> None:
     """Every setting, its value and where it came from (the API key masked).
 
     Example: oppcli --profile work config show
@@ -728,7 +766,8 @@ def config_show(output: OutputOpt = None) -> None:
 
 @config_app.command("get")
 def config_get(
-    key: Annotated[str, typer.Argument(help="Setting name.", autocompletion=_complete_keys)],
+    key: Annotated[str, typer.Argument(help=KEY_HELP, metavar="KEY",
+                                       autocompletion=_complete_keys)],
     reveal: Annotated[bool, typer.Option("--reveal", help="Print a secret unmasked.")] = False,
 ) -> None:
     """Print one setting's effective value (empty line when unset).
@@ -746,8 +785,11 @@ def config_get(
 
 @config_app.command("set")
 def config_set(
-    key: Annotated[str, typer.Argument(help="Setting name.", autocompletion=_complete_keys)],
-    value: Annotated[str, typer.Argument(help="New value.")],
+    key: Annotated[str, typer.Argument(help=KEY_HELP, metavar="KEY",
+                                       autocompletion=_complete_keys)],
+    value: Annotated[str, typer.Argument(
+        help="New value: backend local|copper; date_order MDY|DMY; store a path; copper.url an "
+        "https:// URL (http only for loopback).", metavar="VALUE")],
 ) -> None:
     """Set a key in the selected profile (--profile, OPPCLI_PROFILE, or default).
 
@@ -764,7 +806,8 @@ def config_set(
 
 @config_app.command("unset")
 def config_unset(
-    key: Annotated[str, typer.Argument(help="Setting name.", autocompletion=_complete_keys)],
+    key: Annotated[str, typer.Argument(help=KEY_HELP, metavar="KEY",
+                                       autocompletion=_complete_keys)],
 ) -> None:
     """Remove a key from the selected profile, so its default applies again.
 

@@ -129,11 +129,33 @@ def check_value(key: str, value: str) -> str:
         if low not in spec.choices:
             raise ValidationError(f"invalid {key} {value!r}", "valid: " + ", ".join(spec.choices))
         return low
-    if key == "copper.url" and not value.startswith(("https://", "http://")):
-        raise ValidationError(f"invalid copper.url {value!r}", "give an https:// URL")
+    if key == "copper.url":
+        check_url(value)
     if key == "store":  # absolute, so the store does not depend on the current directory
         return str(Path(value).expanduser().resolve())
     return value
+
+
+def check_url(value: str) -> str:
+    """An https:// URL, or http:// to a loopback address only (the API key travels with it)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return value
+    if parts.scheme == "http" and parts.hostname:
+        import ipaddress
+
+        host = parts.hostname
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return value
+        raise ValidationError(f"refusing plain http to {host} for copper.url",
+                              "use https://; http:// is only for loopback test servers")
+    raise ValidationError(f"invalid copper.url {value!r}", "give an https:// URL")
 
 
 @dataclass

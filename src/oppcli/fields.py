@@ -52,6 +52,14 @@ class Field:
     def param(self) -> str:
         return self.name
 
+    @property
+    def metavar(self) -> str:
+        """How help shows the value a flag takes."""
+        if self.kind == ENUM:
+            return self.name.upper()
+        return {REF: "ID", INT: "ID", STR: "TEXT", TEXT: "TEXT", MONEY: "NUMBER",
+                PERCENT: "0-100", DATE: "DATE", BOOL: "true|false"}.get(self.kind, "VALUE")
+
 
 FIELDS: tuple[Field, ...] = (
     Field("id", INT, "Opportunity id, assigned by the backend.", writable=False, nullable=False,
