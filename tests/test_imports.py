@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +89,26 @@ def test_completion_offers_values_from_the_local_store(run, sample):
 
 def test_completion_without_a_store_offers_nothing_and_does_not_fail(tmp_path):
     assert complete_bash("oppcli show ", {"OPPCLI_STORE": str(tmp_path / "none")}) == []
+
+
+@pytest.mark.parametrize("shell,installed", [
+    ("bash", ".bash_completions/oppcli.sh"),
+    ("zsh", ".zfunc/_oppcli"),
+    ("fish", ".config/fish/completions/oppcli.fish"),
+])
+def test_install_completion_writes_the_generated_script(tmp_path, shell, installed):
+    """Run from inside the shell: --install-completion detects the shell it was started from."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), SHELL=shutil.which(shell) or shell)
+    argv = [shell, "--no-config" if shell == "fish" else "-f" if shell == "zsh" else "--norc",
+            "-c", f"'{oppcli_exe()}' --install-completion; true"]  # '; true': no exec
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    script = (home / installed).read_text()
+    assert "_OPPCLI_COMPLETE" in script
+    shipped = (Path(__file__).resolve().parent.parent / "completions" / f"oppcli.{shell}").read_text()
+    assert script.strip() == shipped.strip()
