@@ -142,6 +142,7 @@ class State:
 
 
 STATE = State()
+C.use_fixed_scripts()
 
 
 def _version(value: bool) -> None:

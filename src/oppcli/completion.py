@@ -14,7 +14,71 @@ import typer
 
 from oppcli import fields as F
 
-_ID_AT_LINE_START = re.compile(rb'(?:^|\n)\{"id":(\d+)[,}]')
+# The shell scripts Typer would generate, with three fixes, installed over Typer's templates by
+# use_fixed_scripts() so that completions/, `--install-completion` and `--show-completion` agree:
+# - bash: rejoin the words readline splits at "=" and ":" (bash-completion's
+#   _get_comp_words_by_ref), so `--custom-field Region=E<TAB>` completes the option name, and
+#   quote a candidate that needs it (printf %q), so "Ada Park" or "Sales/Contract Sent" stays
+#   one argument (plain ids, emails and field lists are left as they are);
+# - zsh: when the file is autoloaded from $fpath (the usual install), complete on the first TAB
+#   instead of only registering the function.
+BASH_SCRIPT = r"""
+%(complete_func)s() {
+    local cur words cword
+    if declare -F _get_comp_words_by_ref >/dev/null 2>&1; then
+        _get_comp_words_by_ref -n =: cur words cword
+    else
+        cur=${COMP_WORDS[COMP_CWORD]}; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
+    fi
+    local IFS=$'\n' prefix="" reply quoted
+    local -a replies
+    replies=( $( env COMP_WORDS="${words[*]}" \
+                     COMP_CWORD=$cword \
+                     %(autocomplete_var)s=complete_bash $1 ) )
+    case $cur in *[=:]*) prefix=${cur%%"${cur##*[=:]}"} ;; esac
+    COMPREPLY=()
+    for reply in "${replies[@]}"; do
+        quoted=${reply#"$prefix"}
+        if [[ $quoted == *[!A-Za-z0-9,._+:@%%/=-]* ]]; then
+            printf -v quoted '%%q' "$quoted"
+        fi
+        COMPREPLY+=("$quoted")
+    done
+    return 0
+}
+
+complete -o default -F %(complete_func)s %(prog_name)s
+"""
+
+ZSH_SCRIPT = r"""
+#compdef %(prog_name)s
+
+%(complete_func)s() {
+  eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s)
+}
+
+if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
+  %(complete_func)s "$@"
+else
+  compdef %(complete_func)s %(prog_name)s
+fi
+"""
+
+
+def use_fixed_scripts() -> None:
+    """Put the fixed bash and zsh scripts in place of Typer's (Typer 0.28's private tables:
+    the pinned minor range and tests/test_shell_completion.py guard this)."""
+    try:
+        from typer import _completion_classes, _completion_shared
+    except ImportError:  # a Typer without these modules: keep its own scripts
+        return
+    scripts = getattr(_completion_shared, "_completion_scripts", None)
+    if isinstance(scripts, dict):
+        scripts["bash"], scripts["zsh"] = BASH_SCRIPT, ZSH_SCRIPT
+    for cls_name, script in (("BashComplete", BASH_SCRIPT), ("ZshComplete", ZSH_SCRIPT)):
+        cls = getattr(_completion_classes, cls_name, None)
+        if cls is not None:
+            cls.source_template = script
 
 
 def _root_params(ctx: Any) -> dict[str, Any]:
@@ -89,17 +153,24 @@ def custom_fields(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def ids(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Opportunity ids of the local store, by a byte scan (no parsing)."""
+    """Opportunity ids of the local store that start with what was typed: one regex pass over
+    the raw file (no parsing), anchored on the newline and the typed prefix, so it is quick."""
+    if incomplete and not incomplete.isdigit():
+        return []
     try:
         store = _store(ctx)
         if store is None:
             return []
-        data = store.data_path.read_bytes()
+        data = b"\n" + store.data_path.read_bytes()
     except Exception:
         return []
-    prefix = incomplete.encode()
-    out = [m.decode() for m in _ID_AT_LINE_START.findall(data) if m.startswith(prefix)]
-    return out[:500]
+    rx = re.compile(rb'\n\{"id":(' + incomplete.encode() + rb'\d*)[,}]')
+    out = []
+    for m in rx.finditer(data):
+        out.append(m.group(1).decode())
+        if len(out) >= 500:
+            break
+    return out
 
 
 def field_names(incomplete: str) -> list[str]:
