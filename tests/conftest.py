@@ -156,3 +156,31 @@ def ro_sample(shared_sample_store: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     """The shared sample store as OPPCLI_STORE, for read-only tests (saves an `init` per test)."""
     monkeypatch.setenv("OPPCLI_STORE", str(shared_sample_store))
     return shared_sample_store
+
+
+def derived_records(count: int, first_id: int = 1) -> list[dict]:
+    """`count` records derived from the sample ones: ids from first_id, names and details made
+    unique. For stores larger than the sample."""
+    import copy
+
+    from oppcli.sample import sample_records
+
+    base = sample_records()
+    records = []
+    for i in range(count):
+        rec = copy.deepcopy(base[i % len(base)])
+        rec["id"] = first_id + i
+        rec["name"] = f"{rec['name']} #{first_id + i}"
+        rec["details"] = f"original {first_id + i}"
+        records.append(rec)
+    return records
+
+
+def build_store(path: Path, records: list[dict]) -> dict[int, dict]:
+    """A store at path holding these records and the sample lookups; returns them by id."""
+    from oppcli.backends.local import LocalStore
+    from oppcli.sample import SAMPLE_LOOKUPS
+
+    LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=records)
+    return {r["id"]: r for r in records}
+

@@ -6,7 +6,6 @@ scripts and cron run it, so the default output is JSON.
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -16,10 +15,10 @@ import orjson
 import pytest
 
 import oppcli
-from conftest import jq_available, oppcli_exe, pipe_to_jq
+from conftest import build_store, derived_records, jq_available, oppcli_exe, pipe_to_jq
 from oppcli import fields as F
-from oppcli.backends.local import DATA, LocalStore
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.backends.local import DATA
+from oppcli.sample import sample_records
 
 needs_jq = pytest.mark.skipif(not jq_available(), reason="jq is not installed")
 SAMPLE_IDS = {r["id"] for r in sample_records()}
@@ -233,22 +232,10 @@ def test_python_dash_m_runs_commands_with_exit_codes(sh, sample):
 
 
 # ---- broken pipe ------------------------------------------------------------------------------
-def big_store(path: Path, count: int) -> None:
-    """A store of `count` records derived from the sample, ids 1..count."""
-    base = sample_records()
-    records = []
-    for i in range(count):
-        rec = copy.deepcopy(base[i % len(base)])
-        rec["id"] = i + 1
-        rec["name"] = f"{rec['name']} #{i + 1}"
-        records.append(rec)
-    LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=records)
-
-
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
 def test_list_into_head_exits_quietly_on_a_broken_pipe(store_path, fmt):
     # ~2.5 MB of output: far more than a pipe holds, so oppcli is still writing when head exits.
-    big_store(store_path, 3000)
+    build_store(store_path, derived_records(3000))
     producer = subprocess.Popen([oppcli_exe(), "list", "-o", fmt], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = subprocess.run(["head", "-1"], stdin=producer.stdout, capture_output=True, timeout=60)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import oppcli_exe
+from conftest import build_store, derived_records, oppcli_exe
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {shell: ROOT / "completions" / f"oppcli.{shell}" for shell in ("bash", "zsh", "fish")}
@@ -106,13 +106,8 @@ def sample_store(scratch: Path) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def big_store(scratch: Path) -> Path:
     """100,000 records derived from the sample ones, ids 100001..200000."""
-    from oppcli.backends.local import LocalStore
-    from oppcli.sample import SAMPLE_LOOKUPS, sample_records
-
-    base = sample_records()
-    records = [{**base[i % len(base)], "id": 100_001 + i} for i in range(100_000)]
     path = scratch / "big-store"
-    LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=records)
+    build_store(path, derived_records(100_000, first_id=100_001))
     return path
 
 

@@ -8,7 +8,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import copy
 import errno
 import json
 import os
@@ -26,10 +25,10 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import oppcli_exe
+from conftest import build_store, derived_records, oppcli_exe
 from oppcli.backends import local as local_module
 from oppcli.backends.local import DATA, LOOKUPS, META, LocalStore
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.sample import sample_records
 
 SAMPLE_IDS = {r["id"] for r in sample_records()}
 
@@ -55,20 +54,6 @@ def lines_of(store: Path) -> list[dict[str, Any]]:
 
 def temp_files(store: Path) -> list[str]:
     return sorted(p.name for p in store.iterdir() if p.name.endswith(".tmp"))
-
-
-def big_store(path: Path, count: int) -> dict[int, dict[str, Any]]:
-    """A store of `count` records derived from the sample (ids 1..count); returns them by id."""
-    base = sample_records()
-    records = []
-    for i in range(count):
-        rec = copy.deepcopy(base[i % len(base)])
-        rec["id"] = i + 1
-        rec["name"] = f"{rec['name']} #{i + 1}"
-        rec["details"] = f"original {i + 1}"
-        records.append(rec)
-    LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=records)
-    return {r["id"]: r for r in records}
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int = 3) -> None:
@@ -374,7 +359,7 @@ def test_sigkilled_writers_never_corrupt_the_store_or_lose_acknowledged_writes(s
     exactly the acknowledged writes, plus at most the killed ones, each whole or absent."""
     rounds = 30
     rng = random.Random(20261127)
-    records = big_store(store_path, 2000)
+    records = build_store(store_path, derived_records(2000))
     model = Model(records)
     pool = list(records)
     rng.shuffle(pool)  # each round's writers get records nobody else touches
