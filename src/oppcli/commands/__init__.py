@@ -1,0 +1,1 @@
+"""The commands, one module per group; registered on the app in oppcli.cli."""

@@ -1,0 +1,163 @@
+"""Setting up: init, and the config commands."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from oppcli.commands.common import (
+    STATE,
+    SmallOutputOpt,
+    err,
+    output_format,
+)
+from oppcli.errors import UsageError
+
+
+# ---- init -----------------------------------------------------------------------------------
+def init(
+    sample: Annotated[bool, typer.Option("--sample", help="Fill the new store with demo data.")] = False,
+) -> None:
+    """Create the local store (at --store, OPPCLI_STORE, the profile's store or the default).
+
+    Running it again on an existing store changes nothing.
+
+    Example: oppcli init --sample && oppcli list
+    """
+    from oppcli.backends.local import LocalStore
+    from oppcli.sample import DEFAULT_LOOKUPS, SAMPLE_LOOKUPS, sample_records
+
+    settings = STATE.settings()
+    if settings.backend != "local":
+        raise UsageError(f"init creates a local store, but the backend is {settings.backend} "
+                         f"(from {settings.source('backend')})", "add --backend local")
+    path = settings.store_path
+    if LocalStore.exists(path):
+        store = LocalStore.open(path)
+        count = sum(1 for _ in store.scan())
+        err(f"a store already exists at {path} ({count} opportunities); left unchanged")
+        return
+    records = sample_records(date_order=settings.date_order) if sample else []
+    LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS if sample else DEFAULT_LOOKUPS,
+                            date_order=settings.date_order, records=records)
+    what = f" with {len(records)} sample opportunities" if sample else ""
+    err(f"created a store at {path}{what}")
+
+
+# ---- config ----------------------------------------------------------------------------------
+config_app = typer.Typer(help="Show and change settings (a TOML file; see `oppcli config path`)."
+                         "\n\nExample: oppcli --profile work config set backend copper",
+                         no_args_is_help=True)
+
+
+KEY_HELP = ("Setting: backend, store, date_order (alias copper.date_order), copper.url, "
+            "copper.api_key, copper.user_email.")
+
+
+def _complete_keys(incomplete: str) -> list[str]:
+    from oppcli.config import KEYS
+
+    return [k for k in KEYS if k.startswith(incomplete)]
+
+
+@config_app.command("show")
+def config_show(output: SmallOutputOpt = None) -> None:
+    """Every setting, its value and where it came from (the API key masked).
+
+    Example: oppcli --profile work config show
+    """
+    import orjson
+
+    from oppcli.config import KEYS, mask
+
+    settings = STATE.settings()
+    rows = [{"key": k, "value": (mask(settings.values[k]) if KEYS[k].secret and settings.values[k]
+                                 else settings.values[k]),
+             "source": settings.source(k)} for k in KEYS]
+    fmt = output_format(output, ("table", "json"))
+    if fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=f"profile {settings.profile} ({settings.config_file})", title_justify="left")
+        for col in ("key", "value", "source"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["key"], "" if r["value"] is None else str(r["value"]), r["source"])
+        Console(highlight=False).print(t)
+        return
+    doc = {"profile": settings.profile, "config_file": str(settings.config_file),
+           "settings": {r["key"]: r["value"] for r in rows},
+           "sources": {r["key"]: r["source"] for r in rows}}
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@config_app.command("get")
+def config_get(
+    key: Annotated[str, typer.Argument(help=KEY_HELP, metavar="KEY",
+                                       autocompletion=_complete_keys)],
+    reveal: Annotated[bool, typer.Option("--reveal", help="Print a secret unmasked.")] = False,
+) -> None:
+    """Print one setting's effective value (empty line when unset).
+
+    Example: oppcli config get store
+    """
+    from oppcli.config import KEYS, canonical_key, mask
+
+    name = canonical_key(key)
+    value = STATE.settings().values[name]
+    if value is not None and KEYS[name].secret and not reveal:
+        value = mask(value)
+    print("" if value is None else value)
+
+
+@config_app.command("set")
+def config_set(
+    key: Annotated[str, typer.Argument(help=KEY_HELP, metavar="KEY",
+                                       autocompletion=_complete_keys)],
+    value: Annotated[str, typer.Argument(
+        help="New value: backend local|copper; date_order MDY|DMY; store a path; copper.url an "
+        "https:// URL (http only for loopback).", metavar="VALUE")],
+) -> None:
+    """Set a key in the selected profile (--profile, OPPCLI_PROFILE, or default).
+
+    Example: oppcli config set date_order DMY
+    """
+    import os
+
+    from oppcli.config import DEFAULT_PROFILE, set_value
+
+    profile = STATE.profile or os.environ.get("OPPCLI_PROFILE") or DEFAULT_PROFILE
+    path = set_value(profile, key, value)
+    err(f"set {key} in profile {profile!r} ({path})")
+
+
+@config_app.command("unset")
+def config_unset(
+    key: Annotated[str, typer.Argument(help=KEY_HELP, metavar="KEY",
+                                       autocompletion=_complete_keys)],
+) -> None:
+    """Remove a key from the selected profile, so its default applies again.
+
+    Example: oppcli config unset store
+    """
+    import os
+
+    from oppcli.config import DEFAULT_PROFILE, set_value
+
+    profile = STATE.profile or os.environ.get("OPPCLI_PROFILE") or DEFAULT_PROFILE
+    path = set_value(profile, key, None)
+    err(f"unset {key} in profile {profile!r} ({path})")
+
+
+@config_app.command("path")
+def config_path_cmd() -> None:
+    """Print the config file's path.
+
+    Example: oppcli config path
+    """
+    from oppcli.config import config_path
+
+    print(config_path())
