@@ -144,7 +144,7 @@ def main_callback(
     STATE._backend = None
 
 
-
+# ---- the commands, in the order `oppcli --help` shows them ------------------------------------
 app.command(rich_help_panel="Setup")(setup.init)
 app.command("list", rich_help_panel="Read")(read.list_)
 app.command(rich_help_panel="Read")(read.search)
