@@ -65,9 +65,8 @@ def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int = 3) ->
 
 
 # ---- 1. concurrency ----------------------------------------------------------------------------
-# Each worker is its own Python process running the real CLI (OppcliGroup.main) in-process 50
-# times, so many operations overlap without paying 50 interpreter start-ups per worker.
-WORKER = r'''
+# The start of every worker script: the real CLI run in-process, stdout and stderr captured.
+IN_PROCESS_CLI = r'''
 import io, json, random, sys
 from typer.main import get_command
 from oppcli.cli import app
@@ -86,6 +85,12 @@ def run(args):
         sys.stdout.detach(); sys.stderr.detach()
         sys.stdout, sys.stderr = saved
     return code, out.getvalue().decode(), errs.getvalue().decode()
+'''
+
+
+# Each worker is its own Python process running the real CLI (OppcliGroup.main) in-process 50
+# times, so many operations overlap without paying 50 interpreter start-ups per worker.
+WORKER = IN_PROCESS_CLI + r'''
 
 k, ops, shared = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(k)
@@ -247,25 +252,8 @@ def test_parallel_installed_scripts_lose_nothing(sample):
 # A writer that loops over creates, updates and deletes until it is killed. It says what it is
 # about to do before each operation and what the CLI answered after it, one flushed line each,
 # so after a SIGKILL the parent knows every acknowledged write and the one that was in flight.
-CRASH_WRITER = r"""
-import io, json, random, sys
-from typer.main import get_command
-from oppcli.cli import app
-
-command = get_command(app)
+CRASH_WRITER = IN_PROCESS_CLI + r"""
 real = sys.stdout
-
-def run(args):
-    out, errs = io.BytesIO(), io.BytesIO()
-    sys.stdout = io.TextIOWrapper(out, encoding="utf-8")
-    sys.stderr = io.TextIOWrapper(errs, encoding="utf-8")
-    try:
-        code = command.main(args=args, prog_name="oppcli", standalone_mode=False)
-    finally:
-        sys.stdout.flush(); sys.stderr.flush()
-        sys.stdout.detach(); sys.stderr.detach()
-        sys.stdout, sys.stderr = real, sys.__stderr__
-    return code, out.getvalue().decode(), errs.getvalue().decode()
 
 def say(doc):
     real.write(json.dumps(doc) + "\n")
