@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oppcli import fields as F
-from oppcli.errors import ValidationError
+from oppcli.errors import ConflictError, ValidationError
 from oppcli.lookups import Lookups
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
@@ -402,11 +402,8 @@ def changes_from_options(
             narrow = [pipe] if isinstance(pipe, int) else []
         try:
             changes[target] = lookups.resolve(table, text, pipeline_ids=narrow)
-        except Exception as exc:
-            from oppcli.errors import ConflictError
-
-            if not (isinstance(exc, ConflictError) and table == "stages" and context_pipeline
-                    and not narrow):
+        except ConflictError:
+            if not (table == "stages" and context_pipeline and not narrow):
                 raise
             changes[target] = lookups.resolve(table, text, pipeline_ids=[context_pipeline])
     if tags is not None and (add_tags or remove_tags):

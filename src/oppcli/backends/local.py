@@ -239,15 +239,6 @@ class LocalStore:
         return StoreError(f"{self.data_path} {where} is corrupt ({why})",
                           "restore the store from a backup; oppcli leaves it untouched")
 
-    def _parse(self, line: bytes, lineno: int) -> Record:
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise self._corrupt(lineno, str(exc)) from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("id"), int):
-            raise self._corrupt(lineno, "not an opportunity object with an integer id")
-        return rec
-
     def _torn(self, size: int) -> None:
         if not self._warned_torn:
             self._warned_torn = True
@@ -392,30 +383,27 @@ class LocalStore:
         without parsing; the hit is confirmed by parsing. A hand-edited line that does not
         start that way is still found by the slow path, a full parse.
         """
-        committed = data[:data.rfind(b"\n") + 1]
-        if not _uniform(committed):  # a line that is not a record: parse all, to report it
-            for line in committed.split(b"\n"):
-                if line:
-                    self._parse_in(line, committed, 0)
-        needle = b'{"id":%d,' % opp_id
-        pos = data.find(needle)
-        while pos != -1:
-            if pos == 0 or data[pos - 1:pos] == b"\n":
-                end = data.find(b"\n", pos)
-                if end == -1:  # torn tail: not committed
-                    break
-                rec = self._parse(data[pos:end + 1], data.count(b"\n", 0, pos) + 1)
-                if rec["id"] == opp_id:
-                    return pos, end + 1 - pos, rec
-            pos = data.find(needle, pos + 1)
+        committed = data[:data.rfind(b"\n") + 1]  # a torn tail is not committed
+        if _uniform(committed):
+            needle = b'{"id":%d,' % opp_id
+            pos = committed.find(needle)
+            while pos != -1:
+                if pos == 0 or committed[pos - 1:pos] == b"\n":
+                    end = committed.index(b"\n", pos) + 1
+                    rec = self._parse_in(committed[pos:end], committed, 0)
+                    if rec is not None and rec["id"] == opp_id:
+                        return pos, end - pos, rec
+                pos = committed.find(needle, pos + 1)
+        # Slow path: parse every line, so a line that is not a record is reported even when
+        # the id is found before it (update and delete must not copy it into a new file).
+        found = None
         offset = 0
-        for lineno, line in enumerate(data.splitlines(keepends=True), 1):
-            if line.endswith(b"\n") and line.strip():
-                rec = self._parse(line, lineno)
-                if rec["id"] == opp_id:
-                    return offset, len(line), rec
-            offset += len(line)
-        return None
+        for line in committed.split(b"\n")[:-1]:
+            rec = self._parse_in(line, committed, 0)
+            if rec is not None and rec["id"] == opp_id and found is None:
+                found = (offset, len(line) + 1, rec)
+            offset += len(line) + 1
+        return found
 
     # ---- Backend: writing -------------------------------------------------------------------
     @contextlib.contextmanager
