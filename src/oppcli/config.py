@@ -181,17 +181,23 @@ class Settings:
         return self.sources.get(key, "default")
 
 
+def selected_profile(profile: str | None = None,
+                     env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(profile name, where the choice came from): --profile, else OPPCLI_PROFILE, else default."""
+    env = os.environ if env is None else env
+    if profile:
+        return profile, "--profile"
+    if env.get("OPPCLI_PROFILE"):
+        return env["OPPCLI_PROFILE"], "OPPCLI_PROFILE"
+    return DEFAULT_PROFILE, "default"
+
+
 def load_settings(*, profile: str | None = None, flags: Mapping[str, Any] | None = None,
                   env: Mapping[str, str] | None = None) -> Settings:
     """Resolve every key with its source: flag > environment > profile > default."""
     env = os.environ if env is None else env
     flags = flags or {}
-    if profile:
-        chosen, profile_source = profile, "--profile"
-    elif env.get("OPPCLI_PROFILE"):
-        chosen, profile_source = env["OPPCLI_PROFILE"], "OPPCLI_PROFILE"
-    else:
-        chosen, profile_source = DEFAULT_PROFILE, "default"
+    chosen, profile_source = selected_profile(profile, env)
     path = config_path()
     doc = read_config(path)
     profiles = doc.get("profiles", {})

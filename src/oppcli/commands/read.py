@@ -27,7 +27,7 @@ from oppcli.errors import ValidationError
 SortOpt = Annotated[Optional[str], typer.Option(
     "--sort", help="Field to sort by (default: date_modified, newest first): "
     + ", ".join(F.SORTABLE) + ".",
-    autocompletion=lambda incomplete: [n for n in F.SORTABLE if n.startswith(incomplete)],
+    autocompletion=C.choices(F.SORTABLE),
     metavar="FIELD")]
 AscOpt = Annotated[Optional[bool], typer.Option(
     "--asc/--desc", help="Sort direction (default: ascending with --sort, else newest first).",
@@ -179,8 +179,7 @@ def lookups(
         metavar="TABLE",
         help="pipelines, stages, users, customer_sources, loss_reasons, "
         "custom_field_definitions, companies or people; all when left out.",
-        autocompletion=lambda incomplete: [t for t in (*F.LOOKUP_TABLES, "stages")
-                                           if t.startswith(incomplete)])] = None,
+        autocompletion=C.choices((*F.LOOKUP_TABLES, "stages")))] = None,
     output: SmallOutputOpt = None,
 ) -> None:
     """Show the lookup tables that names resolve against (stages, users, sources, ...).

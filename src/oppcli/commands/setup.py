@@ -125,11 +125,9 @@ def config_set(
 
     Example: oppcli config set date_order DMY
     """
-    import os
+    from oppcli.config import selected_profile, set_value
 
-    from oppcli.config import DEFAULT_PROFILE, set_value
-
-    profile = STATE.profile or os.environ.get("OPPCLI_PROFILE") or DEFAULT_PROFILE
+    profile, _ = selected_profile(STATE.profile)
     path = set_value(profile, key, value)
     err(f"set {key} in profile {profile!r} ({path})")
 
@@ -143,11 +141,9 @@ def config_unset(
 
     Example: oppcli config unset store
     """
-    import os
+    from oppcli.config import selected_profile, set_value
 
-    from oppcli.config import DEFAULT_PROFILE, set_value
-
-    profile = STATE.profile or os.environ.get("OPPCLI_PROFILE") or DEFAULT_PROFILE
+    profile, _ = selected_profile(STATE.profile)
     path = set_value(profile, key, None)
     err(f"unset {key} in profile {profile!r} ({path})")
 

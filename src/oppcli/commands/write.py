@@ -174,8 +174,7 @@ def update(
     clear: Annotated[Optional[list[str]], typer.Option(
         "--clear", help="Set FIELD to null (tags: empty; custom_fields: all empty); repeatable.",
         rich_help_panel="Fields", metavar="FIELD",
-        autocompletion=lambda incomplete: [f.name for f in F.WRITABLE
-                                           if f.name.startswith(incomplete)])] = None,
+        autocompletion=C.choices(tuple(f.name for f in F.WRITABLE)))] = None,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
     **values: Any,
 ) -> None:
