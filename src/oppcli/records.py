@@ -1,0 +1,144 @@
+"""What an opportunity record becomes under Copper's rules: key order, defaults on create,
+derived fields, the effect of an update, and reference checks. Pure: no I/O.
+
+The local store applies these rules itself; the Copper backend uses them to check a change
+and to send only the fields that really change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from oppcli import fields as F
+from oppcli.errors import NotFoundError, ValidationError
+from oppcli.lookups import Lookups
+from oppcli.models import TagEdit
+
+Record = dict[str, Any]
+FIELD_ORDER = F.FIELD_NAMES
+
+
+def canonical(record: Mapping[str, Any]) -> Record:
+    """Keys in Copper's order, extras (passed-through read-only keys) after them."""
+    out = {k: record.get(k) for k in FIELD_ORDER if k in record}
+    for k, v in record.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+def with_defaults(record: Record, lookups: Lookups) -> Record:
+    """What Copper fills in on create."""
+    record.setdefault("status", "Open")
+    record.setdefault("priority", "None")
+    record.setdefault("tags", [])
+    if record.get("pipeline_stage_id") is not None and record.get("pipeline_id") is None:
+        stage = lookups.get("stages", record["pipeline_stage_id"])
+        if stage:
+            record["pipeline_id"] = stage["pipeline_id"]
+    if record.get("pipeline_id") is None:
+        default = lookups.default_pipeline()
+        if default:
+            record["pipeline_id"] = default["id"]
+    if record.get("pipeline_stage_id") is None and record.get("pipeline_id") is not None:
+        first = lookups.first_stage(record["pipeline_id"])
+        if first:
+            record["pipeline_stage_id"] = first["id"]
+    if record.get("win_probability") is None:
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if stage and stage.get("win_probability") is not None:
+            record["win_probability"] = stage["win_probability"]
+    if record.get("company_id") is None:
+        person = lookups.get("people", record.get("primary_contact_id"))
+        if person and person.get("company_id") is not None:
+            record["company_id"] = person["company_id"]
+    record["custom_fields"] = merge_custom_fields([], record.get("custom_fields") or [],
+                                                  lookups)
+    return derive(record, lookups)
+
+def check_refs(record: Record, lookups: Lookups) -> None:
+    """Referenced ids must exist in the lookup tables the store has."""
+    for fld in F.FIELDS:
+        if fld.kind != F.REF or fld.lookup is None:
+            continue
+        ident = record.get(fld.name)
+        table = fld.lookup
+        if ident is None or not lookups.rows(table):
+            continue
+        if not lookups.has(table, ident):
+            listed = ", ".join(f"{r['name']} ({r['id']})" for r in lookups.rows(table)[:12])
+            raise NotFoundError(f"unknown {fld.name} {ident}", f"known: {listed}")
+    stage = lookups.get("stages", record.get("pipeline_stage_id"))
+    if stage and record.get("pipeline_id") is not None and stage["pipeline_id"] != record["pipeline_id"]:
+        names = ", ".join(s["name"] for s in lookups.stages
+                          if s["pipeline_id"] == record["pipeline_id"])
+        raise ValidationError(
+            f"stage {stage['name']!r} belongs to pipeline {stage['pipeline_name']!r}, "
+            f"not {lookups.name_of('pipelines', record['pipeline_id'])!r}",
+            f"stages of that pipeline: {names}")
+
+
+def derive(record: Record, lookups: Lookups) -> Record:
+    """Fields Copper derives from others: company_name, pipeline_is_revenue, pipeline_type."""
+    company = lookups.get("companies", record.get("company_id"))
+    if company is not None:
+        record["company_name"] = company["name"]
+    elif record.get("company_id") is None:
+        record["company_name"] = None
+    else:
+        record.setdefault("company_name", None)
+    pipeline = lookups.get("pipelines", record.get("pipeline_id"))
+    if pipeline is not None:
+        record["pipeline_is_revenue"] = bool(pipeline.get("is_revenue", True))
+        record["pipeline_type"] = pipeline.get("type") or "opportunity"
+    else:
+        record.setdefault("pipeline_is_revenue", None)
+        record.setdefault("pipeline_type", None)
+    for name in F.FIELD_NAMES:
+        record.setdefault(name, None)
+    return record
+
+
+def merge_custom_fields(current: list[Mapping[str, Any]], changes: list[Mapping[str, Any]],
+                        lookups: Lookups) -> list[dict[str, Any]]:
+    """Every opportunity definition appears once (null when unset); changes win by id."""
+    values: dict[int, Any] = {}
+    for cf in current:
+        values[cf["custom_field_definition_id"]] = cf.get("value")
+    for cf in changes:
+        values[cf["custom_field_definition_id"]] = cf.get("value")
+    out = [{"custom_field_definition_id": d["id"], "value": values.pop(d["id"], None)}
+           for d in lookups.opportunity_fields()]
+    out.extend({"custom_field_definition_id": k, "value": v} for k, v in values.items())
+    return out
+
+
+def apply_changes(current: Mapping[str, Any], changes: Mapping[str, Any], lookups: Lookups) -> Record:
+    """The record after an update: only given keys change; None clears."""
+    record = dict(current)
+    for key, value in changes.items():
+        if key == "tags" and isinstance(value, TagEdit):
+            record["tags"] = value.apply(record.get("tags") or [])
+        elif key == "custom_fields":
+            record["custom_fields"] = merge_custom_fields(record.get("custom_fields") or [],
+                                                          value, lookups)
+        else:
+            record[key] = value
+    if "pipeline_id" in changes and "pipeline_stage_id" not in changes:
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if record.get("pipeline_id") is not None and (stage is None or
+                                                      stage["pipeline_id"] != record["pipeline_id"]):
+            first = lookups.first_stage(record["pipeline_id"])
+            record["pipeline_stage_id"] = first["id"] if first else None
+    if "pipeline_stage_id" in changes and "pipeline_id" not in changes:
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if stage:
+            record["pipeline_id"] = stage["pipeline_id"]
+    if (record.get("pipeline_stage_id") != current.get("pipeline_stage_id")
+            and "win_probability" not in changes):
+        # A deal moved to another stage takes that stage's probability, as in Copper's app.
+        stage = lookups.get("stages", record.get("pipeline_stage_id"))
+        if stage and stage.get("win_probability") is not None:
+            record["win_probability"] = stage["win_probability"]
+    return derive(record, lookups)
