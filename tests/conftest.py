@@ -17,7 +17,10 @@ from oppcli.cli import app
 
 ENV_VARS = ("OPPCLI_BACKEND", "OPPCLI_PROFILE", "OPPCLI_DATE_ORDER", "OPPCLI_COPPER_URL",
             "COPPER_API_KEY", "COPPER_USER_EMAIL", "OPPCLI_COPPER_API_KEY",
-            "OPPCLI_COPPER_USER_EMAIL", "OPPCLI_LOCK_TIMEOUT", "NO_COLOR", "FORCE_COLOR")
+            "OPPCLI_COPPER_USER_EMAIL", "OPPCLI_LOCK_TIMEOUT", "NO_COLOR", "FORCE_COLOR",
+            "OPPCLI_COPPER_RATE_LIMIT", "OPPCLI_COPPER_RATE_WINDOW", "OPPCLI_COPPER_TIMEOUT",
+            "OPPCLI_COPPER_RETRIES", "OPPCLI_COPPER_BACKOFF", "OPPCLI_COPPER_CACHE_TTL",
+            "XDG_CACHE_HOME")
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +31,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OPPCLI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("OPPCLI_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("OPPCLI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
 
@@ -184,3 +188,31 @@ def build_store(path: Path, records: list[dict]) -> dict[int, dict]:
     LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=records)
     return {r["id"]: r for r in records}
 
+
+
+# ---- Copper: a Copper-speaking server on 127.0.0.1 (tests/fakecopper.py) ----------------------
+API_KEY = "k-test-1234567890-secret"
+USER_EMAIL = "ada.park@example.com"
+
+
+def copper_env(url: str, **extra: str) -> dict[str, str]:
+    """The environment that points oppcli at a test server: fast retries, no pacing delays."""
+    env = {"OPPCLI_BACKEND": "copper", "OPPCLI_COPPER_URL": url, "COPPER_API_KEY": API_KEY,
+           "COPPER_USER_EMAIL": USER_EMAIL, "OPPCLI_COPPER_RATE_LIMIT": "100000",
+           "OPPCLI_COPPER_BACKOFF": "0.01", "OPPCLI_COPPER_TIMEOUT": "5"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def copper(monkeypatch: pytest.MonkeyPatch):
+    """A test Copper server holding the sample data, with the environment pointing at it."""
+    from fakecopper import FakeCopper
+    from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+
+    server = FakeCopper(lookups=SAMPLE_LOOKUPS, records=sample_records(), api_key=API_KEY,
+                        user_email=USER_EMAIL)
+    with server:
+        for key, value in copper_env(server.url).items():
+            monkeypatch.setenv(key, value)
+        yield server

@@ -409,23 +409,25 @@ def test_iso_dates_do_not_depend_on_the_order(run, sample):
     assert _close(run, "--close-date", "2026-03-04")[1] == "2026-03-04"
 
 
-# ---- the Copper backend is a later issue ------------------------------------------------------------
+# ---- the Copper backend without credentials ------------------------------------------------------
 @pytest.mark.parametrize("command", [["list"], ["search", "--status", "Open"], ["show", "1001"],
                                      ["create", "--name", "X", "--primary-contact", "601"],
                                      ["update", "1001", "--status", "Won"],
-                                     ["delete", "1001", "--yes"]])
-def test_copper_backend_flag_exits_3_clearly(run, sample, command):
+                                     ["delete", "1001", "--yes"], ["auth", "check"]])
+def test_copper_backend_without_a_key_exits_3_clearly(run, sample, command):
     before = (sample / "opportunities.jsonl").read_bytes()
     line = one_line_error(run("--backend", "copper", *command, expect=3))
-    assert "copper" in line and "not available" in line and "--backend" in line
+    assert "no Copper API key" in line and "COPPER_API_KEY" in line
     assert (sample / "opportunities.jsonl").read_bytes() == before
 
 
-def test_copper_backend_from_environment_or_profile_names_the_source(run, sample, monkeypatch):
+def test_copper_backend_from_environment_or_profile(run, sample, monkeypatch):
     run("config", "set", "backend", "copper")
-    assert "profile 'default'" in one_line_error(run("list", expect=3))
+    assert "no Copper API key" in one_line_error(run("list", expect=3))
+    assert show(run)["sources"]["backend"].startswith("profile 'default'")
     monkeypatch.setenv("OPPCLI_BACKEND", "copper")
-    assert "OPPCLI_BACKEND" in one_line_error(run("list", expect=3))
+    monkeypatch.setenv("COPPER_API_KEY", "k")
+    assert "no email for the Copper API key" in one_line_error(run("list", expect=3))
 
 
 def test_config_commands_work_with_the_copper_backend_selected(run, monkeypatch):

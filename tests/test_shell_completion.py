@@ -61,7 +61,8 @@ needs_fish = pytest.mark.skipif(shutil.which("fish") is None, reason="fish is no
 SHELLS = [pytest.param("bash", marks=needs_bash), pytest.param("zsh", marks=needs_zsh),
           pytest.param("fish", marks=needs_fish)]
 
-COMMANDS = {"init", "list", "search", "show", "create", "update", "delete", "lookups", "config"}
+COMMANDS = {"init", "list", "search", "show", "create", "update", "delete", "lookups", "config",
+            "auth"}
 USERS = ["Ada Park", "Ben Okafor", "Carla Reyes", "Dev Raman"]
 EMAILS = ["ada.park@example.com", "ben.okafor@example.com", "carla.reyes@example.com",
           "dev.raman@example.com"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import math
 
 import pytest
 
@@ -321,6 +320,7 @@ def test_copper_body_from_a_full_search():
     assert body["company_ids"] == [502] and body["primary_contact_ids"] == [601]
     assert body["customer_source_ids"] == [NONE_ID] and body["loss_reason_ids"] == [301]
     assert body["tags"] == ["hot", "q3"]
+    assert "priority_ids" not in body  # undocumented ids: filtered on the client
     assert body["minimum_monetary_value"] == 1000 and body["maximum_monetary_value"] == 50000.5
     assert body["minimum_close_date"] == utc("2026-01-01")
     assert body["maximum_close_date"] == utc("2026-12-31T23:59:59")
@@ -342,16 +342,34 @@ def test_copper_body_leaves_out_criteria_not_given():
     assert set(body) == {"page_number", "page_size", "sort_by", "sort_direction", "status_ids"}
 
 
-@pytest.mark.xfail(strict=True, reason="`--custom-field NAME=` (only empty) is evaluated locally "
-                   "with minimum=inf, which to_copper_body() sends as minimum_value: Infinity, "
-                   "not valid JSON; Copper's body for 'is empty' needs deciding with the API "
-                   "backend (issue for the Copper backend)")
-def test_copper_body_for_an_only_empty_custom_field_is_valid_json():
-    body = Query(custom=[custom_criterion("Region=", LK, "MDY")]).to_copper_body(1)
-    assert body["custom_fields"][0]["allow_empty"] is True
+def test_copper_body_leaves_what_copper_cannot_search_to_the_client():
+    # "is empty", text custom fields and priorities have no reliable Copper body: the
+    # client applies them to each fetched record instead.
+    q = Query(priorities=["High"], name_contains="pilot",
+              custom=[custom_criterion("Region=", LK, "MDY"),
+                      custom_criterion("Contract Months>=12", LK, "MDY"),
+                      CustomCriterion(405, "Text", values=["CFO"])])
+    body = q.to_copper_body(1)
     json.dumps(body, allow_nan=False)
-    assert all(not isinstance(v, float) or math.isfinite(v)
-               for c in body["custom_fields"] for v in c.values())
+    assert "priority_ids" not in body
+    assert [c["custom_field_definition_id"] for c in body["custom_fields"]] == [402]
+    server, client = q.split_for_copper()
+    assert server.to_copper_body(1) == body
+    assert client.priorities == ["High"] and client.name_contains == "pilot"
+    assert [c.definition_id for c in client.custom] == [401, 405]
+    check = client.compile()
+    assert check({"name": "Pilot x", "priority": "High", "custom_fields": [
+        {"custom_field_definition_id": 401, "value": None},
+        {"custom_field_definition_id": 405, "value": "cfo"}]})
+    assert not check({"name": "Pilot x", "priority": "High", "custom_fields": [
+        {"custom_field_definition_id": 401, "value": 4011},
+        {"custom_field_definition_id": 405, "value": "cfo"}]})
+
+
+def test_copper_body_counts_an_unset_checkbox_as_unchecked():
+    body = Query(custom=[custom_criterion("Signed NDA=no", LK, "MDY")]).to_copper_body(1)
+    assert body["custom_fields"] == [{"custom_field_definition_id": 403, "value": False,
+                                      "allow_empty": True}]
 
 
 # ---- lookups -------------------------------------------------------------------------------------------

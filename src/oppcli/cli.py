@@ -127,7 +127,12 @@ def main_callback(
     profile: Annotated[Optional[str], typer.Option(
         "--profile", help="Config profile to use or change (env OPPCLI_PROFILE; "
         "default: default).", metavar="NAME")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show tracebacks, and log each Copper request (method, URL, status, "
+        "time; never the key) to stderr.")] = False,
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="Copper: fetch the lookup tables (pipelines, users, ...) again "
+        "instead of using the cached copy.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
@@ -140,6 +145,7 @@ def main_callback(
     STATE.flags = {"store": str(store) if store else None, "backend": backend}
     STATE.profile = profile
     STATE.debug = debug
+    STATE.refresh = refresh
     STATE._settings = None
     STATE._backend = None
 
@@ -154,6 +160,7 @@ app.command(rich_help_panel="Write")(write.update)
 app.command(rich_help_panel="Write")(write.delete)
 app.command(rich_help_panel="Read")(read.lookups)
 app.add_typer(setup.config_app, name="config", rich_help_panel="Setup")
+app.add_typer(setup.auth_app, name="auth", rich_help_panel="Setup")
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ class Key:
     env: tuple[str, ...]
     choices: tuple[str, ...] = ()
     secret: bool = False
+    number: type | None = None  # int or float: a positive number
 
 
 KEYS: dict[str, Key] = {k.name: k for k in (
@@ -50,6 +51,18 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         secret=True),
     Key("copper.user_email", "Email of the API key's owner.",
         ("COPPER_USER_EMAIL", "OPPCLI_COPPER_USER_EMAIL")),
+    Key("copper.rate_limit", "Requests allowed per copper.rate_window (Copper: 180 a minute).",
+        ("OPPCLI_COPPER_RATE_LIMIT",), number=int),
+    Key("copper.rate_window", "Length of the rolling rate-limit window, in seconds.",
+        ("OPPCLI_COPPER_RATE_WINDOW",), number=float),
+    Key("copper.timeout", "Seconds to wait for Copper to answer a request.",
+        ("OPPCLI_COPPER_TIMEOUT",), number=float),
+    Key("copper.retries", "Times a failed request is retried (429, 5xx, network; never a create "
+        "that may have happened).", ("OPPCLI_COPPER_RETRIES",), number=int),
+    Key("copper.backoff", "First wait before a retry, in seconds; it doubles each time, with "
+        "jitter.", ("OPPCLI_COPPER_BACKOFF",), number=float),
+    Key("copper.cache_ttl", "Seconds the cached lookup tables (pipelines, users, ...) stay fresh.",
+        ("OPPCLI_COPPER_CACHE_TTL",), number=float),
 )}
 ALIASES = {"copper.date_order": "date_order"}
 
@@ -74,6 +87,15 @@ def config_path() -> Path:
     return config_dir() / CONFIG_FILE
 
 
+def cache_dir() -> Path:
+    """Where the Copper lookup tables are cached: OPPCLI_CACHE_DIR, else the XDG cache dir."""
+    env = os.environ.get("OPPCLI_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "oppcli"
+
+
 def default_store() -> Path:
     if sys.platform.startswith("linux") or os.environ.get("XDG_DATA_HOME"):
         base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -83,7 +105,9 @@ def default_store() -> Path:
 
 def defaults() -> dict[str, Any]:
     return {"backend": "local", "store": str(default_store()), "date_order": "MDY",
-            "copper.url": DEFAULT_COPPER_URL, "copper.api_key": None, "copper.user_email": None}
+            "copper.url": DEFAULT_COPPER_URL, "copper.api_key": None, "copper.user_email": None,
+            "copper.rate_limit": 180, "copper.rate_window": 60.0, "copper.timeout": 30.0,
+            "copper.retries": 5, "copper.backoff": 1.0, "copper.cache_ttl": 3600.0}
 
 
 def read_config(path: Path | None = None) -> dict[str, Any]:
@@ -124,6 +148,8 @@ def check_value(key: str, value: str) -> str:
         from oppcli.models import check_date_order
 
         return check_date_order(value)
+    if spec.number is not None:
+        return str(parse_setting_number(key, value))
     if spec.choices:
         low = value.strip().lower()
         if low not in spec.choices:
@@ -134,6 +160,22 @@ def check_value(key: str, value: str) -> str:
     if key == "store":  # absolute, so the store does not depend on the current directory
         return str(Path(value).expanduser().resolve())
     return value
+
+
+def parse_setting_number(key: str, value: Any) -> int | float:
+    """A numeric key's value as its type; ValidationError unless positive (retries: >= 0)."""
+    spec = KEYS[key]
+    kind = spec.number or float
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value) if not isinstance(value, str) else kind(value.strip())
+    except (TypeError, ValueError):
+        noun = "a whole number" if kind is int else "a number"
+        raise ValidationError(f"invalid {key} {value!r}", f"give {noun}") from None
+    if number < 0 or (number == 0 and key != "copper.retries") or number != number:
+        raise ValidationError(f"invalid {key} {value!r}", "give a positive number")
+    return number
 
 
 def check_url(value: str) -> str:
@@ -176,6 +218,13 @@ class Settings:
     @property
     def date_order(self) -> str:
         return str(self.values["date_order"])
+
+    def number(self, key: str) -> Any:
+        """A numeric setting, checked; ConfigError naming where a bad value came from."""
+        try:
+            return parse_setting_number(key, self.values[key])
+        except ValidationError as exc:
+            raise ConfigError(f"{exc.message} (from {self.source(key)})", exc.hint) from None
 
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -262,7 +311,8 @@ def set_value(profile: str, key: str, value: str | None) -> Path:
         if section and not target:
             table.pop(section, None)
     else:
-        target[leaf] = check_value(key, value)
+        target[leaf] = (parse_setting_number(key, value) if KEYS[key].number
+                        else check_value(key, value))
     return write_config(doc)
 
 

@@ -81,14 +81,13 @@ def custom_criterion(text: str, lookups: Lookups, date_order: str) -> CustomCrit
     kind = defn.get("data_type", "String")
     op, raw = m["op"], m["value"].strip()
     what = f"custom field {defn['name']!r}"
-    crit = CustomCriterion(definition_id=defn["id"], data_type=kind)
+    crit = CustomCriterion(definition_id=defn["id"], data_type=kind,
+                           filterable=defn.get("is_filterable") is not False)
     if raw == "":
         if op != "=":
             raise ValidationError(f"{what}: {op} needs a value")
-        crit.allow_empty = True
-        crit.maximum = crit.minimum = None
-        crit.values = []
-        return _only_empty(crit)
+        crit.only_empty = True
+        return crit
     if op in (">=", "<="):
         if kind in F.CF_NUMBER_TYPES:
             bound: float = parse_number(raw, what)
@@ -113,13 +112,6 @@ def custom_criterion(text: str, lookups: Lookups, date_order: str) -> CustomCrit
         crit.minimum, crit.maximum = day, day + 86399
     else:
         crit.values = [raw]
-    return crit
-
-
-def _only_empty(crit: CustomCriterion) -> CustomCriterion:
-    """`NAME=` means "has no value": no non-empty value may match."""
-    crit.values = []
-    crit.minimum = float("inf")  # no number reaches it; only the empty case matches
     return crit
 
 

@@ -8,7 +8,7 @@ CLIENT_SIDE, which Copper lacks and which are applied to the records after fetch
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oppcli import fields as F
@@ -18,8 +18,11 @@ NONE_ID = -2  # Copper's "no value" id for assignee, customer source and loss re
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
 
-# Criteria with no Copper search key: applied on the client by the Copper backend.
-CLIENT_SIDE = ("name_contains",)
+# Criteria Copper cannot search reliably, applied on the client by the Copper backend:
+# there is no "name contains" key, and the meaning of priority_ids is undocumented.
+CLIENT_SIDE = ("name_contains", "priorities")
+# Copper cannot search text custom fields; "is empty" has no documented body.
+TEXT_CUSTOM_TYPES = ("String", "Text", "URL")
 
 
 @dataclass
@@ -32,8 +35,16 @@ class CustomCriterion:
     minimum: float | None = None
     maximum: float | None = None
     allow_empty: bool = False
+    only_empty: bool = False  # NAME=: the field has no value
+    filterable: bool = True  # the definition's is_filterable
+
+    def on_server(self) -> bool:
+        """Whether Copper's search body can express this criterion."""
+        return self.filterable and not self.only_empty and self.data_type not in TEXT_CUSTOM_TYPES
 
     def matches(self, value: Any) -> bool:
+        if self.only_empty:
+            return value is None or value == [] or value == ""
         if value is None and self.data_type == "Checkbox" and self.values == [False]:
             return True  # an unset checkbox is unchecked
         if value is None or value == []:
@@ -189,18 +200,33 @@ class Query:
         return value
 
     # ---- translation (Copper) ------------------------------------------------------------
+    def split_for_copper(self) -> tuple[Query, Query]:
+        """(what Copper's search body carries, what the client checks on each fetched record).
+
+        An exact name goes both ways: Copper documents the match but not its case rules. A sort
+        Copper lacks is done by the client: the server then pages in date_modified order.
+        """
+        server = replace(self, name_contains=None, priorities=[],
+                         custom=[c for c in self.custom if c.on_server()])
+        if self.sort_by not in COPPER_SORT:
+            server.sort_by, server.descending = "date_modified", False
+        client = Query(name=self.name, name_contains=self.name_contains,
+                       priorities=list(self.priorities),
+                       custom=[c for c in self.custom if not c.on_server()])
+        return server, client
+
     def to_copper_body(self, page_number: int, page_size: int = 200) -> dict[str, Any]:
-        """Copper's search body for one page. Criteria in CLIENT_SIDE are not sent."""
+        """Copper's search body for one page. Criteria in CLIENT_SIDE, and custom-field
+        criteria Copper cannot search, are not sent (see split_for_copper)."""
         body: dict[str, Any] = {
             "page_number": page_number,
             "page_size": page_size,
-            "sort_by": COPPER_SORT.get(self.sort_by, self.sort_by),
+            "sort_by": COPPER_SORT.get(self.sort_by, "date_modified"),
             "sort_direction": "desc" if self.descending else "asc",
         }
         pairs: list[tuple[str, Any]] = [
             ("ids", self.ids), ("name", self.name),
             ("status_ids", [F.STATUS_IDS[s] for s in self.statuses]),
-            ("priority_ids", [F.PRIORITIES.index(p) for p in self.priorities]),
             ("assignee_ids", self.assignee_ids), ("pipeline_ids", self.pipeline_ids),
             ("pipeline_stage_ids", self.stage_ids), ("company_ids", self.company_ids),
             ("primary_contact_ids", self.primary_contact_ids),
@@ -215,9 +241,10 @@ class Query:
         for key, val in pairs:
             if val not in (None, []):
                 body[key] = val
-        if self.custom:
+        server_custom = [c for c in self.custom if c.on_server()]
+        if server_custom:
             crits = []
-            for c in self.custom:
+            for c in server_custom:
                 item: dict[str, Any] = {"custom_field_definition_id": c.definition_id}
                 if c.minimum is not None:
                     item["minimum_value"] = c.minimum
@@ -225,15 +252,20 @@ class Query:
                     item["maximum_value"] = c.maximum
                 if c.values:
                     item["value"] = c.values[0] if c.data_type == "Checkbox" else c.values
-                if c.allow_empty:
-                    item["allow_empty"] = True
+                if c.allow_empty or (c.data_type == "Checkbox" and c.values == [False]):
+                    item["allow_empty"] = True  # an unset checkbox counts as unchecked
                 crits.append(item)
             body["custom_fields"] = crits
         return body
 
 
-# oppcli's sort names -> Copper's sort_by values where they differ.
-COPPER_SORT = {"assignee_id": "assignee", "pipeline_stage_id": "stage",
+# oppcli's sort fields -> Copper's sort_by values. Fields Copper cannot sort by are sorted by the
+# client after fetching every match (see split_for_copper).
+COPPER_SORT = {"name": "name", "date_modified": "date_modified", "date_created": "date_created",
+               "assignee_id": "assignee", "company_name": "company_name", "status": "status",
+               "pipeline_stage_id": "stage", "priority": "priority",
+               "monetary_value": "monetary_value", "close_date": "close_date",
+               "win_probability": "win_probability", "customer_source_id": "customer_source_id",
                "primary_contact_id": "primary_contact"}
 
 

@@ -50,17 +50,19 @@ class Backend(Protocol):
         """Matching records in the query's order, at most query.limit of them, streamed."""
 
 
-def open_backend(settings: Settings) -> Backend:
-    """The backend the settings select; raises ConfigError naming where the choice came from."""
+def open_backend(settings: Settings, *, debug: bool = False, refresh: bool = False) -> Backend:
+    """The backend the settings select; raises ConfigError naming where the choice came from.
+
+    `debug` logs each Copper request to stderr; `refresh` re-fetches Copper's lookup tables.
+    """
     kind = settings.backend
     if kind == "local":
         from oppcli.backends.local import LocalStore
 
         return LocalStore.open(settings.store_path)
     if kind == "copper":
-        raise ConfigError(
-            f"the copper backend is not available in this version (selected by "
-            f"{settings.source('backend')})",
-            "use --backend local, or set the backend with `oppcli config set backend local`")
+        from oppcli.backends.copper import CopperBackend
+
+        return CopperBackend.from_settings(settings, debug=debug, refresh=refresh)
     raise ConfigError(f"unknown backend {kind!r} (from {settings.source('backend')})",
                       "valid backends: local, copper")

@@ -33,6 +33,7 @@ class State:
     flags: dict[str, Any] = field(default_factory=dict)
     profile: str | None = None
     debug: bool = False
+    refresh: bool = False
     _settings: Settings | None = None
     _backend: Backend | None = None
 
@@ -47,7 +48,7 @@ class State:
         if self._backend is None:
             from oppcli.backends.base import open_backend
 
-            self._backend = open_backend(self.settings())
+            self._backend = open_backend(self.settings(), debug=self.debug, refresh=self.refresh)
         return self._backend
 
     def output_context(self) -> Context:

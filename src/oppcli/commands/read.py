@@ -23,10 +23,14 @@ from oppcli.commands.common import (
 )
 from oppcli.errors import ValidationError
 
+# Sort fields Copper's search cannot order by (query.COPPER_SORT lacks them; a test checks).
+CLIENT_SORTED = ("id", "company_id", "loss_reason_id", "pipeline_id", "pipeline_type")
+
 # ---- list and search --------------------------------------------------------------------------
 SortOpt = Annotated[Optional[str], typer.Option(
     "--sort", help="Field to sort by (default: date_modified, newest first): "
-    + ", ".join(F.SORTABLE) + ".",
+    + ", ".join(F.SORTABLE) + ". On Copper, " + ", ".join(CLIENT_SORTED)
+    + " are sorted after fetching every match.",
     autocompletion=C.choices(F.SORTABLE),
     metavar="FIELD")]
 AscOpt = Annotated[Optional[bool], typer.Option(
@@ -181,13 +185,21 @@ def lookups(
         "custom_field_definitions, companies or people; all when left out.",
         autocompletion=C.choices((*F.LOOKUP_TABLES, "stages")))] = None,
     output: SmallOutputOpt = None,
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="Copper: fetch the tables again instead of using the cached copy.")] = False,
 ) -> None:
     """Show the lookup tables that names resolve against (stages, users, sources, ...).
+
+    On Copper they are cached for copper.cache_ttl seconds; companies and people are not
+    listed there, but searched by name when a command names one.
 
     Example: oppcli lookups stages
     """
     import orjson
 
+    if refresh:
+        STATE.refresh = True
+        STATE._backend = None
     lk = STATE.backend().lookups()
     tables = (*F.LOOKUP_TABLES, "stages")
     if table is not None and table not in tables:

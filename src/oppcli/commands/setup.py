@@ -53,7 +53,8 @@ config_app = typer.Typer(help="Show and change settings (a TOML file; see `oppcl
 
 
 KEY_HELP = ("Setting: backend, store, date_order (alias copper.date_order), copper.url, "
-            "copper.api_key, copper.user_email.")
+            "copper.api_key, copper.user_email, copper.rate_limit, copper.rate_window, "
+            "copper.timeout, copper.retries, copper.backoff, copper.cache_ttl.")
 
 
 def _complete_keys(incomplete: str) -> list[str]:
@@ -157,3 +158,35 @@ def config_path_cmd() -> None:
     from oppcli.config import config_path
 
     print(config_path())
+
+
+# ---- auth ------------------------------------------------------------------------------------
+auth_app = typer.Typer(help="Check the Copper credentials.\n\nExample: oppcli auth check",
+                       no_args_is_help=True)
+
+
+@auth_app.command("check")
+def auth_check(output: SmallOutputOpt = None) -> None:
+    """Ask Copper who the API key belongs to (GET /users/me); exit 3 when it is refused.
+
+    Checks the selected profile's Copper settings whichever backend is selected; the key and
+    email come from COPPER_API_KEY and COPPER_USER_EMAIL or the profile.
+
+    Example: oppcli --profile work auth check -o json
+    """
+    import orjson
+
+    from oppcli.backends.copper import CopperBackend
+
+    fmt = output_format(output, ("table", "json"))
+    settings = STATE.settings()
+    if settings.backend != "copper":
+        err(f"checking the Copper settings of profile {settings.profile!r} "
+            f"(the selected backend is {settings.backend})")
+    backend = CopperBackend.from_settings(settings, debug=STATE.debug)
+    user = backend.whoami()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(user).decode() + "\n")
+        return
+    email = f" <{user['email']}>" if user.get("email") else ""
+    print(f"{user.get('name', '?')}{email}, user id {user.get('id')}, at {backend.client.base}")

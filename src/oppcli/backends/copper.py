@@ -1,0 +1,727 @@
+"""The Copper backend: every command through Copper's developer API, with requests.
+
+The only module that imports requests. One Session carries Copper's four headers and keeps the
+connection alive. Requests are paced under the rolling rate limit (Pacer), retried where that
+is safe (HttpClient.call), and every failure becomes an OppcliError with the documented exit code.
+Lookup tables are cached on disk (LookupCache) so a repeated search by names costs no lookups.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import requests
+
+from oppcli import fields as F
+from oppcli.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    OppcliError,
+    PartialFailure,
+    ServiceError,
+    ValidationError,
+)
+from oppcli.lookups import LABELS, Lookups, _norm
+from oppcli.records import apply_changes, canonical, check_refs
+
+if TYPE_CHECKING:
+    from oppcli.config import Settings
+    from oppcli.query import Query
+
+Record = dict[str, Any]
+PAGE_SIZE = 200  # Copper's maximum
+SEARCH_WINDOW = 100_000  # Copper serves only the first 100,000 matches of a search
+CONNECT_TIMEOUT = 10.0
+MAX_RETRY_AFTER = 300.0
+MAX_BACKOFF = 60.0
+CACHE_FORMAT = "oppcli-copper-lookups"
+AUTH_HINT = ("check copper.api_key and copper.user_email (`oppcli config show`, "
+             "`oppcli auth check`); a wrong copper.url path can also answer 401")
+# Lookup tables fetched whole; companies and people are searched by name when needed.
+FETCHED_TABLES = ("pipelines", "users", "customer_sources", "loss_reasons",
+                  "custom_field_definitions")
+
+
+def _stderr(message: str) -> None:
+    print(f"oppcli: {message}", file=sys.stderr)
+
+
+# ---- pacing ----------------------------------------------------------------------------------
+class Pacer:
+    """Keeps requests under `limit` per rolling `window` seconds, in bursts of at most `burst`.
+
+    Each request books a start time: no earlier than the limit-th previous start plus the
+    window (the rolling limit itself), and no earlier than a token bucket refilled at
+    limit/window allows (so a minute's allowance is not spent in the first second). Safe to
+    share between threads.
+    """
+
+    def __init__(self, limit: int, window: float, burst: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = max(1, int(limit))
+        self.window = float(window)
+        # A request reaches the server a little after we start it, and not always equally
+        # late: keep a margin so the server never sees limit+1 requests in one window.
+        self.margin = 0.05 + 0.01 * self.window
+        self.rate = self.limit / (self.window + self.margin)
+        self.burst = max(1, min(burst, self.limit))
+        self.clock = clock
+        self._starts: collections.deque[float] = collections.deque(maxlen=self.limit)
+        self._tokens = float(self.burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+
+    def reserve(self) -> float:
+        """Book the next request; returns how long to wait before sending it."""
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            start = max(now, self._paused_until)
+            if self._tokens < 1:
+                start = max(start, now + (1 - self._tokens) / self.rate)
+            if len(self._starts) == self.limit:
+                start = max(start, self._starts[0] + self.window + self.margin)
+            if self._starts:
+                start = max(start, self._starts[-1])
+            self._tokens -= 1
+            self._starts.append(start)
+            return start - now
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request back (a 429 told us the server's window is full)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+
+# ---- HTTP -------------------------------------------------------------------------------------
+class Answer:
+    """A parsed response: status, JSON body (None when there is none), headers."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+class _Retry(Exception):
+    """A failed attempt that may be retried: why, and the wait the server asked for."""
+
+    def __init__(self, why: str, retry_after: float | None = None, *, sent: bool = True) -> None:
+        super().__init__(why)
+        self.why = why
+        self.retry_after = retry_after
+        self.sent = sent  # False when the request cannot have reached the server
+
+
+def error_message(resp: requests.Response) -> str:
+    """The server's own words: `message`, then `error`, then the raw text. Never assumes JSON."""
+    text = resp.text or ""
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("message", "error"):
+            if isinstance(body.get(key), str) and body[key].strip():
+                return body[key].strip()
+    text = " ".join(text.split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return text or (resp.reason or f"HTTP {resp.status_code}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class HttpClient:
+    """Copper's HTTP protocol: headers, pacing, retries, and errors mapped to exit codes."""
+
+    def __init__(self, url: str, api_key: str, user_email: str, *, timeout: float = 30.0,
+                 retries: int = 5, backoff: float = 1.0, pacer: Pacer | None = None,
+                 debug: bool = False, session: requests.Session | None = None) -> None:
+        self.base = url.rstrip("/")
+        self.timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
+        self.retries = retries
+        self.backoff = backoff
+        self.pacer = pacer or Pacer(180, 60.0)
+        self.debug = debug
+        self.session = session or requests.Session()
+        self.session.headers.update({
+            "X-PW-AccessToken": api_key,
+            "X-PW-Application": "developer_api",
+            "X-PW-UserEmail": user_email,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"oppcli/{_version()}",
+        })
+        self.requests_sent = 0
+
+    def log(self, message: str) -> None:
+        if self.debug:
+            _stderr(f"debug: {message}")
+
+    def call(self, method: str, path: str, body: Any = None, *, idempotent: bool = True,
+             what: str | None = None) -> Answer:
+        """One API call, retried as the rules allow; raises OppcliError when it fails.
+
+        Retried: 429 always (Copper refused the request); 5xx, timeouts, dropped connections
+        and unreadable bodies only when `idempotent`. A create is not: retrying one that
+        reached Copper could make the deal twice, so its uncertainty is reported instead.
+        """
+        url = self.base + path
+        data = orjson.dumps(body) if body is not None else None
+        what = what or f"{method} {path}"
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(method, url, data, what)
+            except _Retry as exc:
+                may_retry = idempotent or not exc.sent or exc.why.startswith("429")
+                if not may_retry:
+                    raise ServiceError(
+                        f"{what}: {exc.why}; Copper may or may not have done it, so it was not "
+                        "retried", "check before trying again (a create could otherwise be "
+                        "made twice)") from None
+                if attempt >= self.retries:
+                    tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    if exc.why.startswith("429"):
+                        raise ServiceError(f"{what}: Copper kept rate-limiting (429) after {tries}",
+                                           "wait a minute, or lower copper.rate_limit if other "
+                                           "jobs share the key") from None
+                    raise ServiceError(f"{what}: {exc.why} after {tries}",
+                                       "Copper or the network is failing; try again later") from None
+                delay = self._delay(attempt, exc.retry_after)
+                if exc.why.startswith("429"):
+                    self.pacer.pause(delay)
+                self.log(f"{what}: {exc.why}; retry {attempt + 1} of {self.retries} "
+                         f"in {delay:.2f} s")
+                time.sleep(delay)
+                attempt += 1
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after + random.uniform(0, min(1.0, self.backoff))
+        base = min(MAX_BACKOFF, self.backoff * (2 ** attempt))
+        return random.uniform(base / 2, base)  # jitter: parallel clients do not retry in step
+
+    def _attempt(self, method: str, url: str, data: bytes | None, what: str) -> Answer:
+        wait = self.pacer.reserve()
+        if wait > 0:
+            if wait > 0.05:
+                self.log(f"pacing: waiting {wait:.2f} s for the rate limit")
+            time.sleep(wait)
+        started = time.monotonic()
+        self.requests_sent += 1
+        try:
+            resp = self.session.request(method, url, data=data, timeout=self.timeout)
+        except requests.exceptions.ConnectTimeout:
+            self.log(f"{method} {url} -> connect timeout")
+            raise _Retry("timed out connecting to Copper", sent=False) from None
+        except requests.exceptions.Timeout:
+            self.log(f"{method} {url} -> timeout after {time.monotonic() - started:.3f} s")
+            raise _Retry(f"no answer within {self.timeout[1]:g} s") from None
+        except requests.exceptions.SSLError as exc:
+            raise ConfigError(f"TLS failed for {url}: {_short(exc)}",
+                              "check copper.url; certificates are always verified") from None
+        except requests.exceptions.ConnectionError as exc:
+            self.log(f"{method} {url} -> connection error: {_short(exc)}")
+            refused = "refused" in str(exc).lower() or "NewConnectionError" in repr(exc)
+            raise _Retry(f"connection failed ({_short(exc)})", sent=not refused) from None
+        except requests.exceptions.RequestException as exc:
+            raise ServiceError(f"{what}: {_short(exc)}") from None
+        elapsed = time.monotonic() - started
+        status = resp.status_code
+        self.log(f"{method} {url} -> {status} in {elapsed:.3f} s ({len(resp.content)} bytes)")
+        if status == 429:
+            raise _Retry("429 rate limited", _retry_after(resp.headers.get("Retry-After")))
+        if status >= 500:
+            raise _Retry(f"{status} {error_message(resp)}")
+        if status in (401, 403):
+            raise ConfigError(f"Copper refused the credentials ({status}: {error_message(resp)})",
+                              AUTH_HINT)
+        if status == 404:
+            raise NotFoundError(f"{what}: not found ({error_message(resp)})")
+        if status == 422:
+            raise ConflictError(f"Copper rejected {what}: {error_message(resp)}",
+                                "fix the value and try again")
+        if status >= 400:
+            raise ServiceError(f"{what}: Copper answered {status}: {error_message(resp)}")
+        try:
+            body = orjson.loads(resp.content) if resp.content else None
+        except orjson.JSONDecodeError:
+            kind = resp.headers.get("Content-Type", "no content type")
+            raise _Retry(f"{status} with a body that is not JSON ({kind})") from None
+        if isinstance(body, dict) and body.get("success") is False:
+            # An error dressed as success: trust the body's own status.
+            code = body.get("status")
+            message = body.get("message") or body.get("error") or "no message"
+            if code in (401, 403):
+                raise ConfigError(f"Copper refused the credentials ({message})", AUTH_HINT)
+            if code == 404:
+                raise NotFoundError(f"{what}: not found ({message})")
+            if code == 422:
+                raise ConflictError(f"Copper rejected {what}: {message}")
+            raise _Retry(f"an error in a 200 answer ({message})")
+        return Answer(status, body, resp.headers)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _version() -> str:
+    from oppcli import __version__
+
+    return __version__
+
+
+# ---- the lookup cache --------------------------------------------------------------------------
+class LookupCache:
+    """Lookup tables on disk, one file per (URL, user), 0600 in a 0700 directory, with expiry."""
+
+    def __init__(self, directory: Path, url: str, user_email: str, ttl: float) -> None:
+        ident = hashlib.sha256(f"{url.rstrip('/')}\n{user_email.casefold()}".encode()).hexdigest()
+        self.path = directory / f"copper-lookups-{ident[:16]}.json"
+        self.url = url.rstrip("/")
+        self.user_email = user_email
+        self.ttl = ttl
+
+    def load(self, *, fresh_only: bool = True) -> dict[str, Any] | None:
+        """The cached tables, or None when missing, unreadable, for someone else, or stale."""
+        from oppcli.lookups import lookups_problem
+
+        try:
+            doc = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
+            return None
+        if doc.get("url") != self.url or str(doc.get("user_email", "")).casefold() != \
+                self.user_email.casefold():
+            return None
+        fetched = doc.get("fetched_at")
+        if not isinstance(fetched, (int, float)):
+            return None
+        if fresh_only and not (0 <= time.time() - fetched < self.ttl):
+            return None
+        tables = doc.get("tables")
+        if lookups_problem(tables) is not None:
+            return None
+        return tables  # type: ignore[no-any-return]
+
+    def save(self, tables: Mapping[str, Any]) -> None:
+        from oppcli.backends.local import atomic_write
+
+        doc = {"format": CACHE_FORMAT, "version": 1, "url": self.url,
+               "user_email": self.user_email, "fetched_at": time.time(), "tables": tables}
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(self.path, orjson.dumps(doc), mode=0o600)
+        except OSError as exc:  # a cache that cannot be written only costs speed
+            _stderr(f"warning: cannot write the lookup cache {self.path}: {exc.strerror}")
+
+
+class CopperLookups(Lookups):
+    """Lookups fetched (or read from the cache) on first use.
+
+    Companies and people are too many to fetch: names are searched in Copper when resolved.
+    A name that the cached tables do not know refreshes them once before failing, so a stage
+    added in Copper's app since the last fetch is found.
+    """
+
+    def __init__(self, backend: CopperBackend) -> None:  # noqa: D107 -- loaded lazily
+        self._backend = backend
+        self._refreshed = False
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("data", "stages", "_by_id"):
+            tables, self._refreshed = self._backend.lookup_tables()
+            Lookups.__init__(self, tables)
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def _reload(self) -> bool:
+        if self._refreshed:
+            return False
+        tables, _ = self._backend.lookup_tables(refresh=True)
+        Lookups.__init__(self, tables)
+        self._refreshed = True
+        return True
+
+    def resolve(self, table: str, text: str | int, *, pipeline_ids: Any = ()) -> int:
+        if table in ("companies", "people") and isinstance(text, str):
+            raw = text.strip()
+            if raw and not raw.lstrip("-").isdigit():
+                rows = self._backend.find_named(table, raw)
+                if not rows:
+                    raise NotFoundError(f"no {LABELS[table]} named {raw!r} in Copper",
+                                        "check the spelling, or give the id")
+                return Lookups({table: rows}).resolve(table, raw)
+        try:
+            return super().resolve(table, text, pipeline_ids=pipeline_ids)
+        except NotFoundError:
+            if self._reload():
+                return super().resolve(table, text, pipeline_ids=pipeline_ids)
+            raise
+
+    def custom_field(self, text: str) -> dict[str, Any]:
+        try:
+            return super().custom_field(text)
+        except NotFoundError:
+            if self._reload():
+                return super().custom_field(text)
+            raise
+
+
+# ---- the backend --------------------------------------------------------------------------------
+class CopperBackend:
+    name = "copper"
+
+    def __init__(self, client: HttpClient, *, date_order: str = "MDY",
+                 cache: LookupCache | None = None, refresh: bool = False,
+                 notice: Callable[[str], None] = _stderr, window: int | None = None) -> None:
+        self.client = client
+        self._date_order = date_order
+        self.cache = cache
+        self.refresh = refresh
+        self.notice = notice
+        self.window = window or SEARCH_WINDOW
+        self._lookups: CopperLookups | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, debug: bool = False,
+                      refresh: bool = False) -> CopperBackend:
+        from oppcli.config import cache_dir, check_url
+
+        values = settings.values
+        url = str(values["copper.url"])
+        try:
+            check_url(url)
+        except ValidationError as exc:
+            raise ConfigError(f"{exc.message} (from {settings.source('copper.url')})",
+                              exc.hint) from None
+        key, email = values.get("copper.api_key"), values.get("copper.user_email")
+        if not key:
+            raise ConfigError("no Copper API key", "set COPPER_API_KEY, or run "
+                              "`oppcli config set copper.api_key KEY` (kept 0600)")
+        if not email:
+            raise ConfigError("no email for the Copper API key", "set COPPER_USER_EMAIL, or "
+                              "run `oppcli config set copper.user_email you@example.com`")
+        pacer = Pacer(settings.number("copper.rate_limit"), settings.number("copper.rate_window"))
+        client = HttpClient(url, str(key), str(email), timeout=settings.number("copper.timeout"),
+                            retries=settings.number("copper.retries"),
+                            backoff=settings.number("copper.backoff"), pacer=pacer, debug=debug)
+        cache = LookupCache(cache_dir(), url, str(email), settings.number("copper.cache_ttl"))
+        return cls(client, date_order=settings.date_order, cache=cache, refresh=refresh)
+
+    def describe(self) -> str:
+        return f"Copper at {self.client.base}"
+
+    def date_order(self) -> str:
+        return self._date_order
+
+    # ---- lookups ----------------------------------------------------------------------------
+    def lookups(self) -> Lookups:
+        if self._lookups is None:
+            self._lookups = CopperLookups(self)
+        return self._lookups
+
+    def lookup_tables(self, *, refresh: bool = False) -> tuple[dict[str, Any], bool]:
+        """(tables, fetched now): from the cache when fresh, else from Copper (then cached)."""
+        if self.cache is not None and not (refresh or self.refresh):
+            tables = self.cache.load()
+            if tables is not None:
+                self.client.log(f"lookups from the cache {self.cache.path}")
+                return tables, False
+        tables = self.fetch_lookups()
+        if self.cache is not None:
+            self.cache.save(tables)
+        self.refresh = False
+        return tables, True
+
+    def fetch_lookups(self) -> dict[str, Any]:
+        c = self.client
+        tables: dict[str, Any] = {
+            "pipelines": _rows(c.call("GET", "/pipelines").body),
+            "users": list(self._paged("/users/search", {})),
+            "customer_sources": _rows(c.call("GET", "/customer_sources").body),
+            "loss_reasons": _rows(c.call("GET", "/loss_reasons").body),
+            "custom_field_definitions": _rows(c.call("GET", "/custom_field_definitions").body),
+            "companies": [], "people": [],
+        }
+        from oppcli.lookups import lookups_problem
+
+        problem = lookups_problem(tables)
+        if problem:
+            raise ServiceError(f"Copper's lookup tables are not as expected: {problem}")
+        return tables
+
+    def find_named(self, table: str, text: str) -> list[dict[str, Any]]:
+        """Companies or people Copper finds for a name (or, for people, an email)."""
+        if table == "people" and "@" in text:
+            try:
+                person = self.client.call("POST", "/people/fetch_by_email", {"email": text}).body
+            except NotFoundError:
+                return []
+            return [_person(person)] if isinstance(person, dict) else []
+        rows = self.client.call("POST", f"/{table}/search",
+                                {"name": text, "page_size": PAGE_SIZE, "page_number": 1}).body
+        rows = [r for r in _rows(rows) if isinstance(r.get("id"), int)]
+        if table == "people":
+            rows = [_person(r) for r in rows]
+        exact = [r for r in rows if _norm(str(r.get("name", ""))) == _norm(text)]
+        return exact or rows
+
+    def _paged(self, path: str, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            rows = _rows(self.client.call("POST", path, {**body, "page_size": PAGE_SIZE,
+                                                         "page_number": page}).body)
+            yield from rows
+            if len(rows) < PAGE_SIZE:
+                return
+            page += 1
+
+    def whoami(self) -> dict[str, Any]:
+        body = self.client.call("GET", "/users/me", what="GET /users/me").body
+        if not isinstance(body, dict):
+            raise ServiceError("GET /users/me did not answer with a user object")
+        return body
+
+    # ---- records ----------------------------------------------------------------------------
+    def _record(self, body: Any, what: str) -> Record:
+        if not isinstance(body, dict) or not isinstance(body.get("id"), int):
+            raise ServiceError(f"{what}: Copper's answer is not an opportunity")
+        return normalise(body)
+
+    def get(self, opp_id: int) -> Record:
+        try:
+            body = self.client.call("GET", f"/opportunities/{opp_id}",
+                                    what=f"GET opportunity {opp_id}").body
+        except NotFoundError:
+            raise NotFoundError(f"no opportunity with id {opp_id}",
+                                "`oppcli list` or `oppcli search` shows the ids") from None
+        return self._record(body, f"GET opportunity {opp_id}")
+
+    def create(self, payload: Mapping[str, Any]) -> Record:
+        from oppcli.models import check_create
+
+        check_create(payload)
+        body = {k: v for k, v in payload.items() if k not in F.READ_ONLY}
+        check_refs({**body}, self.lookups())
+        answer = self.client.call("POST", "/opportunities", body, idempotent=False,
+                                  what="create opportunity")
+        return self._record(answer.body, "create opportunity")
+
+    def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
+        current = self.get(opp_id)
+        lookups = self.lookups()
+        new = apply_changes(current, changes, lookups)
+        check_refs(new, lookups)
+        body = changed_fields(current, new)
+        if not body:  # nothing changes: nothing is sent
+            return current
+        try:
+            answer = self.client.call("PUT", f"/opportunities/{opp_id}", body,
+                                      what=f"update opportunity {opp_id}")
+        except NotFoundError:
+            raise NotFoundError(f"no opportunity with id {opp_id} (deleted meanwhile?)") from None
+        return self._record(answer.body, f"update opportunity {opp_id}")
+
+    def delete(self, ids: list[int]) -> list[Record]:
+        done: list[Record] = []
+        todo = list(dict.fromkeys(ids))
+        for n, opp_id in enumerate(todo):
+            try:
+                self._delete_one(opp_id)
+            except OppcliError as exc:
+                if not done:
+                    raise
+                left = ", ".join(map(str, todo[n:]))
+                raise PartialFailure(
+                    f"deleted {', '.join(str(r['id']) for r in done)}, then failed on {opp_id} "
+                    f"({exc}); not deleted: {left}", "run the delete again for those") from None
+            done.append({"id": opp_id, "is_deleted": True})
+        return done
+
+    def _delete_one(self, opp_id: int) -> None:
+        what = f"delete opportunity {opp_id}"
+        try:
+            self.client.call("DELETE", f"/opportunities/{opp_id}", what=what)
+        except NotFoundError:
+            # Gone: either never there (the command checked it was) or deleted by an attempt
+            # whose answer was lost and that was then retried. Both mean it is deleted.
+            self.client.log(f"{what}: 404, already deleted")
+
+    # ---- search -----------------------------------------------------------------------------
+    def search(self, query: Query) -> Iterator[Record]:
+        """Pages of Copper's search, with criteria Copper lacks applied here.
+
+        Stops as soon as `query.limit` records are found. A search past Copper's window of
+        100,000 results continues in date_modified windows when sorted by date_modified, and
+        warns otherwise.
+        """
+        from oppcli.query import COPPER_SORT, order
+
+        if query.limit == 0:
+            return
+        server, client = query.split_for_copper()
+        check = client.compile(self._date_order) if client.has_filters() else None
+        if query.sort_by not in COPPER_SORT:  # sorted here, so every match is fetched first
+            key = query.sort_value(self._date_order)
+            hits = [(key(r), int(r["id"]), r) for r in self._windows(server, PAGE_SIZE, None)
+                    if check is None or check(r)]
+            yield from (r for _, _, r in order(hits, query.descending)[:query.limit])
+            return
+        page_size = PAGE_SIZE
+        if check is None and query.limit is not None:
+            page_size = max(1, min(PAGE_SIZE, query.limit))
+        found = 0
+        for record in self._windows(server, page_size, query.limit if check is None else None):
+            if check is not None and not check(record):
+                continue
+            yield record
+            found += 1
+            if query.limit is not None and found >= query.limit:
+                return
+
+    def _windows(self, query: Query, page_size: int, want: int | None) -> Iterator[Record]:
+        """Every record of the search, past Copper's result window when it can.
+
+        Sorted by date_modified, a window that fills up is followed by a new search starting
+        at the last modification time seen (inclusive), skipping the records already given
+        at exactly that time. Any other sort can only warn.
+        """
+        from dataclasses import replace
+
+        keyset = query.sort_by == "date_modified"
+        boundary: int | None = None
+        skip: set[Any] = set()
+        window_query = query
+        while True:
+            last: Any = None
+            at_last: set[Any] = set()
+            fresh = 0
+            cut = False
+            for page, rows, total in self._pages(window_query, page_size):
+                if page == 1 and boundary is None and total is not None and total > self.window \
+                        and (want is None or want > self.window):
+                    self._warn_window(total, query, keyset)
+                for r in rows:
+                    rid, stamp = r.get("id"), r.get("date_modified")
+                    if boundary is not None and stamp == boundary and rid in skip:
+                        continue
+                    if stamp != last:
+                        last, at_last = stamp, set()
+                    at_last.add(rid)
+                    fresh += 1
+                    yield normalise(r)
+                cut = page * page_size >= self.window and len(rows) == page_size
+            if not (cut and keyset and isinstance(last, int)):
+                return
+            if fresh == 0:
+                self.notice(f"warning: more than {self.window:,} opportunities share the "
+                            f"modification time {last}; Copper cannot page past them")
+                return
+            skip = (skip | at_last) if last == boundary else at_last
+            boundary = last
+            window_query = (replace(query, modified_max=last) if query.descending
+                            else replace(query, modified_min=last))
+
+    def _warn_window(self, total: int, query: Query, keyset: bool) -> None:
+        if keyset:
+            self.client.log(f"{total} matches, past Copper's window of {self.window}: "
+                            "fetching in date_modified windows")
+            return
+        self.notice(f"warning: {total:,} opportunities match and Copper returns only the first "
+                    f"{self.window:,} of a search sorted by {query.sort_by}; sort by "
+                    "date_modified (the default) to get them all, or narrow the search")
+
+    def _pages(self, query: Query, page_size: int) -> Iterator[tuple[int, list[Record], int | None]]:
+        page = 1
+        while True:
+            if (page - 1) * page_size >= self.window:
+                return
+            answer = self.client.call("POST", "/opportunities/search",
+                                      query.to_copper_body(page, page_size),
+                                      what=f"search (page {page})")
+            rows = answer.body
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ServiceError(f"search page {page}: Copper's answer is not a list of "
+                                   "opportunities")
+            total = _int_header(answer.headers.get("X-PW-TOTAL"))
+            yield page, rows, total
+            if len(rows) < page_size:
+                return
+            page += 1
+
+
+def normalise(record: Mapping[str, Any]) -> Record:
+    """Copper's record with every field present (null when Copper left it out), in field order."""
+    out = canonical(record)
+    for name in F.FIELD_NAMES:
+        out.setdefault(name, None)
+    return canonical(out)
+
+
+def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The PUT body: writable fields whose value changes (None clears); custom fields by id."""
+    body: dict[str, Any] = {}
+    for fld in F.WRITABLE:
+        name = fld.name
+        if name == "custom_fields":
+            before = {cf.get("custom_field_definition_id"): cf.get("value")
+                      for cf in current.get("custom_fields") or []}
+            changed = [cf for cf in new.get("custom_fields") or []
+                       if cf.get("custom_field_definition_id") not in before
+                       or before[cf.get("custom_field_definition_id")] != cf.get("value")]
+            if changed:
+                body[name] = changed
+        elif new.get(name) != current.get(name):
+            body[name] = new.get(name)
+    return body
+
+
+def _rows(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, list):
+        raise ServiceError("Copper answered a list request with something else")
+    return [r for r in body if isinstance(r, dict)]
+
+
+def _person(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A Copper person as the lookup tables hold people: id, name, email, company_id."""
+    emails = row.get("emails") or []
+    email = next((e.get("email") for e in emails if isinstance(e, dict) and e.get("email")), None)
+    return {"id": row.get("id"), "name": row.get("name") or "", "email": email or row.get("email"),
+            "company_id": row.get("company_id")}
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,422 @@
+"""The Copper backend against a Copper-speaking server on 127.0.0.1 (tests/fakecopper.py):
+credentials and settings, every error mapping, every retry rule, paging, pacing, the lookup
+cache, the result window and --debug. Behaviour shared with the local store is in test_parity.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import orjson
+import pytest
+
+from conftest import API_KEY, USER_EMAIL, copper_env, derived_records
+from fakecopper import FakeCopper
+from oppcli.backends import copper as copper_mod
+from oppcli.sample import SAMPLE_LOOKUPS
+
+SEARCH = "/opportunities/search"
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    """Poll until the server has finished what it was doing (not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the server"
+        time.sleep(0.01)
+
+
+def searches(server: FakeCopper):
+    return server.calls(SEARCH, "POST")
+
+
+def lookup_calls(server: FakeCopper):
+    return [r for r in server.requests
+            if re.search(r"/(pipelines|users/search|customer_sources|loss_reasons|"
+                         r"custom_field_definitions)$", r.path)]
+
+
+# ---- settings and credentials --------------------------------------------------------------------
+def test_every_request_carries_copper_headers_and_keeps_the_connection(run, copper):
+    run("search", "--stage", "Negotiation", "-o", "json")
+    assert copper.requests
+    for r in copper.requests:
+        assert r.headers["X-PW-AccessToken"] == API_KEY
+        assert r.headers["X-PW-Application"] == "developer_api"
+        assert r.headers["X-PW-UserEmail"] == USER_EMAIL
+        assert r.headers["Content-Type"] == "application/json"
+
+
+def test_auth_check_names_the_key_owner(run, copper):
+    assert run.json("auth", "check") == {"id": 101, "name": "Ada Park",
+                                         "email": "ada.park@example.com"}
+    out = run("auth", "check", "-o", "table").stdout
+    assert out.startswith("Ada Park <ada.park@example.com>, user id 101, at http://127.0.0.1")
+
+
+@pytest.mark.parametrize("env", [{"COPPER_API_KEY": "wrong"}, {"COPPER_USER_EMAIL": "x@y.example"}])
+def test_refused_credentials_exit_3_with_a_hint(run, copper, monkeypatch, env):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    r = run("auth", "check", expect=3)
+    assert "Copper refused the credentials (401" in r.stderr
+    assert "copper.api_key and copper.user_email" in r.stderr and "wrong copper.url" in r.stderr
+    r = run("list", expect=3)
+    assert r.stdout == ""
+
+
+def test_403_is_a_credentials_problem_too(run, copper):
+    copper.fail("/users/me", status=403, body='{"message": "Forbidden"}')
+    assert "(403: Forbidden)" in run("auth", "check", expect=3).stderr
+
+
+@pytest.mark.parametrize("missing,words", [("COPPER_API_KEY", "no Copper API key"),
+                                           ("COPPER_USER_EMAIL", "no email for the Copper API key")])
+def test_missing_credentials_exit_3_before_any_request(run, copper, monkeypatch, missing, words):
+    monkeypatch.delenv(missing)
+    r = run("list", expect=3)
+    assert words in r.stderr and "config set" in r.stderr
+    assert copper.requests == []
+
+
+def test_plain_http_is_refused_except_to_loopback(run, copper, monkeypatch):
+    monkeypatch.setenv("OPPCLI_COPPER_URL", "http://api.example.com/developer_api/v1")
+    r = run("list", expect=3)
+    assert "refusing plain http to api.example.com" in r.stderr
+    assert "environment OPPCLI_COPPER_URL" in r.stderr
+
+
+def test_settings_come_from_a_profile_with_the_key_masked(run, copper, monkeypatch):
+    for var in ("OPPCLI_BACKEND", "COPPER_API_KEY", "COPPER_USER_EMAIL", "OPPCLI_COPPER_URL",
+                "OPPCLI_COPPER_RATE_LIMIT"):
+        monkeypatch.delenv(var)
+    run("--profile", "work", "config", "set", "backend", "copper")
+    run("--profile", "work", "config", "set", "copper.url", copper.url)
+    run("--profile", "work", "config", "set", "copper.api_key", API_KEY)
+    run("--profile", "work", "config", "set", "copper.user_email", USER_EMAIL)
+    run("--profile", "work", "config", "set", "copper.rate_limit", "600")
+    shown = run("--profile", "work", "config", "show").stdout
+    assert API_KEY not in shown and "****" in shown
+    assert len(run.json("--profile", "work", "list")) == 36
+    assert run("--profile", "work", "config", "get", "copper.rate_limit").stdout.strip() == "600"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "fast", "nan"])
+def test_a_bad_numeric_setting_is_named(run, copper, monkeypatch, value):
+    monkeypatch.setenv("OPPCLI_COPPER_RATE_LIMIT", value)
+    r = run("list", expect=3)
+    assert "invalid copper.rate_limit" in r.stderr and "OPPCLI_COPPER_RATE_LIMIT" in r.stderr
+    assert run("config", "set", "copper.timeout", value, expect=2).stdout == ""
+
+
+# ---- error mapping -------------------------------------------------------------------------------
+@pytest.mark.parametrize("body,content_type,shown", [
+    ('{"success": false, "status": 422, "message": "Name is too long"}', None, "Name is too long"),
+    ('{"error": "Invalid close date"}', None, "Invalid close date"),
+    ("Unprocessable: bad monetary value", "text/plain", "Unprocessable: bad monetary value"),
+    ("", "text/plain", "Unprocessable"),
+])
+def test_422_exits_6_with_the_servers_own_words(run, copper, body, content_type, shown):
+    copper.fail("/opportunities$", method="POST", status=422, body=body, content_type=content_type)
+    r = run("create", "--name", "X", "--primary-contact-id", "601", expect=6)
+    assert shown in r.stderr and "Traceback" not in r.stderr
+    assert len(copper.records) == 36
+
+
+def test_404_exits_4(run, copper):
+    copper.fail("/opportunities/1001$", method="GET", status=404)
+    assert "no opportunity with id 1001" in run("show", "1001", expect=4).stderr
+
+
+def test_other_client_errors_exit_5(run, copper):
+    copper.fail(SEARCH, status=400, body='{"message": "Bad request"}')
+    r = run("list", expect=5)
+    assert "Copper answered 400: Bad request" in r.stderr
+    assert len(searches(copper)) == 1  # a 400 is not retried
+
+
+def test_an_error_dressed_as_200_is_not_taken_for_data(run, copper):
+    copper.fail("/opportunities/1001$", status=200, times=None,
+                body='{"success": false, "status": 404, "message": "Resource not found"}')
+    assert "no opportunity with id 1001" in run("show", "1001", expect=4).stderr
+    copper.fail(SEARCH, status=200, times=None,
+                body='{"success": false, "status": 500, "message": "Internal error"}')
+    assert "an error in a 200 answer (Internal error) after 6 attempts" in run("list", expect=5).stderr
+
+
+# ---- retries -------------------------------------------------------------------------------------
+def test_429_is_retried_honouring_retry_after(run, copper):
+    copper.fail(SEARCH, status=429, retry_after="1", times=1)
+    r = run("--debug", "list", "-o", "json")
+    assert len(orjson.loads(r.stdout)) == 36
+    waits = re.findall(r"429 rate limited; retry 1 of 5 in ([0-9.]+) s", r.stderr)
+    assert waits and 1.0 <= float(waits[0]) <= 1.02  # Retry-After plus a little jitter
+    assert [c.status for c in searches(copper)] == [429, 200]
+
+
+def test_429_without_retry_after_backs_off_and_keeps_going(run, copper):
+    copper.fail(SEARCH, status=429, times=3)
+    assert len(run.json("list")) == 36
+    assert [c.status for c in searches(copper)] == [429, 429, 429, 200]
+
+
+def test_a_429_storm_exits_5_after_the_retries(run, copper, monkeypatch):
+    monkeypatch.setenv("OPPCLI_COPPER_RETRIES", "3")
+    copper.fail(SEARCH, status=429, times=None)
+    r = run("list", expect=5)
+    assert "kept rate-limiting (429) after 4 attempts" in r.stderr
+    assert r.stdout == "" and len(searches(copper)) == 4
+
+
+@pytest.mark.parametrize("fault", [dict(status=500), dict(status=503), dict(drop=True),
+                                   dict(truncate=True), dict(content_type="text/html", status=200,
+                                                             body="<html>maintenance</html>"),
+                                   dict(latency=1.5)])
+def test_reads_are_retried_after_server_faults(run, copper, monkeypatch, fault):
+    monkeypatch.setenv("OPPCLI_COPPER_TIMEOUT", "0.5")
+    copper.fail(SEARCH, times=2, **fault)
+    copper.fail("/opportunities/1001$", method="GET", times=2, **fault)
+    assert len(run.json("list")) == 36
+    assert run.json("show", "1001")["id"] == 1001
+    assert len(searches(copper)) == 3
+
+
+def test_reads_that_keep_failing_exit_5_saying_what_happened(run, copper, monkeypatch):
+    monkeypatch.setenv("OPPCLI_COPPER_RETRIES", "2")
+    copper.fail(SEARCH, status=502, times=None, body='{"message": "Bad gateway"}')
+    r = run("list", expect=5)
+    assert "search (page 1): 502 Bad gateway after 3 attempts" in r.stderr
+    copper.clear_faults()
+    copper.fail(SEARCH, truncate=True, times=None)
+    assert "not JSON" in run("list", expect=5).stderr
+
+
+def test_an_unreachable_server_exits_5(run, copper, monkeypatch):
+    monkeypatch.setenv("OPPCLI_COPPER_RETRIES", "1")
+    copper.stop()
+    r = run("list", expect=5)
+    assert "connection failed" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("fault", [dict(status=500), dict(status=502, after=True),
+                                   dict(drop=True, after=True), dict(truncate=True, after=True),
+                                   dict(latency=1.5)])
+def test_a_create_is_never_retried_after_it_may_have_happened(run, copper, monkeypatch, fault):
+    monkeypatch.setenv("OPPCLI_COPPER_TIMEOUT", "0.5")
+    copper.fail("/opportunities$", method="POST", times=None, **fault)
+    r = run("create", "--name", "Once only", "--primary-contact-id", "601", expect=5)
+    assert "may or may not have" in r.stderr and "not retried" in r.stderr
+    wait_for(lambda: len(copper.calls("/opportunities$", "POST")) == 1)  # a slow answer ends
+    made = [rec for rec in copper.records.values() if rec["name"] == "Once only"]
+    assert len(made) == (1 if fault.get("after") or fault.get("latency") else 0)
+
+
+def test_a_create_refused_with_429_is_retried_once_made(run, copper):
+    copper.fail("/opportunities$", method="POST", status=429, times=2)
+    assert run.json("create", "--name", "Paced", "--primary-contact-id", "601")["id"] == 1037
+    assert [c.status for c in copper.calls("/opportunities$", "POST")] == [429, 429, 200]
+    assert sum(rec["name"] == "Paced" for rec in copper.records.values()) == 1
+
+
+def test_updates_are_retried(run, copper):
+    copper.fail("/opportunities/1001$", method="PUT", status=503, times=2)
+    assert run.json("update", "1001", "--status", "Won")["status"] == "Won"
+    puts = copper.calls("/opportunities/1001$", "PUT")
+    assert [p.status for p in puts] == [503, 503, 200]
+    assert all(p.body == {"status": "Won"} for p in puts)  # only the changed field
+
+
+def test_a_delete_whose_answer_was_lost_counts_as_done(run, copper):
+    copper.fail("/opportunities/1005$", method="DELETE", drop=True, after=True)
+    r = run("delete", "1005", "--yes", "-o", "json")
+    assert orjson.loads(r.stdout) == [{"id": 1005, "is_deleted": True}]
+    assert 1005 not in copper.records
+    assert [c.status for c in copper.calls("/opportunities/1005$", "DELETE")][-1] == 404
+
+
+def test_a_delete_failing_halfway_exits_7_naming_what_was_deleted(run, copper, monkeypatch):
+    monkeypatch.setenv("OPPCLI_COPPER_RETRIES", "0")
+    copper.fail("/opportunities/1006$", method="DELETE", status=500, times=None)
+    r = run("delete", "1005", "1006", "1007", "--yes", expect=7)
+    assert "deleted 1005, then failed on 1006" in r.stderr and "not deleted: 1006, 1007" in r.stderr
+    assert 1005 not in copper.records and 1006 in copper.records and 1007 in copper.records
+
+
+# ---- writes send what changes --------------------------------------------------------------------
+def test_update_puts_only_the_changed_fields_and_null_to_clear(run, copper):
+    run("update", "1001", "--clear", "close_date", "--add-tag", "hot", "--custom-field",
+        "Region=APAC", "--monetary-value", "5500")  # 5500 is its value already
+    put = copper.calls("/opportunities/1001$", "PUT")[-1]
+    assert put.body == {"close_date": None, "tags": ["enterprise", "hot"],
+                        "custom_fields": [{"custom_field_definition_id": 401, "value": 4013}]}
+
+
+def test_an_update_that_changes_nothing_sends_nothing(run, copper):
+    run("update", "1001", "--status", "Open")
+    assert copper.calls("/opportunities/1001$", "PUT") == []
+
+
+def test_create_sends_only_what_was_given(run, copper):
+    run("create", "--name", "Lean", "--primary-contact-id", "601", "--monetary-value", "10")
+    post = copper.calls("/opportunities$", "POST")[-1]
+    assert post.body == {"name": "Lean", "primary_contact_id": 601, "monetary_value": 10}
+
+
+# ---- paging, limits, pacing ----------------------------------------------------------------------
+@pytest.fixture
+def big(monkeypatch):
+    """3,000 records (36 distinct modification times, so many ties)."""
+    server = FakeCopper(lookups=SAMPLE_LOOKUPS, records=derived_records(3000),
+                        api_key=API_KEY, user_email=USER_EMAIL)
+    with server:
+        for k, v in copper_env(server.url).items():
+            monkeypatch.setenv(k, v)
+        yield server
+
+
+def test_pages_of_200_until_a_short_page(run, big):
+    ids = [r["id"] for r in run.json("list", "--sort", "id", "--asc")]
+    assert ids == list(range(1, 3001))
+    pages = [c.body for c in searches(big)]
+    assert [p["page_number"] for p in pages] == list(range(1, 17))
+    assert {p["page_size"] for p in pages} == {200}
+    assert all("sort_by" in p for p in pages)
+
+
+def test_limit_stops_fetching_as_soon_as_it_has_enough(run, big):
+    assert len(run.json("list", "-n", "5")) == 5
+    assert [(c.body["page_size"], c.body["page_number"]) for c in searches(big)] == [(5, 1)]
+    big.requests.clear()
+    assert len(run.json("list", "-n", "250")) == 250
+    assert [(c.body["page_size"], c.body["page_number"]) for c in searches(big)] == [(200, 1),
+                                                                                     (200, 2)]
+    big.requests.clear()
+    # A filter applied here: pages of 200 until enough records pass it, then no more.
+    assert len(run.json("search", "--name-contains", "licence", "-n", "3")) == 3
+    assert 1 <= len(searches(big)) <= 3
+    assert {c.body["page_size"] for c in searches(big)} == {200}
+
+
+def test_requests_are_paced_under_a_rolling_limit(run, big, monkeypatch):
+    big.set_rate_limit(6, 1.0)
+    monkeypatch.setenv("OPPCLI_COPPER_RATE_LIMIT", "6")
+    monkeypatch.setenv("OPPCLI_COPPER_RATE_WINDOW", "1")
+    started = time.monotonic()
+    assert len(run.json("list")) == 3000
+    elapsed = time.monotonic() - started
+    statuses = [c.status for c in big.requests]
+    assert 429 not in statuses and len(statuses) == 16
+    assert elapsed >= 2.0  # 16 requests at 6 a second: the limit was honoured, not luck
+
+
+def test_past_the_result_window_date_modified_windows_get_every_record(run, monkeypatch):
+    monkeypatch.setattr(copper_mod, "SEARCH_WINDOW", 1000)
+    server = FakeCopper(lookups=SAMPLE_LOOKUPS, records=derived_records(3000), api_key=API_KEY,
+                        user_email=USER_EMAIL, window=1000)
+    with server:
+        for k, v in copper_env(server.url).items():
+            monkeypatch.setenv(k, v)
+        for direction in ("--desc", "--asc"):
+            got = run("list", "--sort", "date_modified", direction, "-o", "jsonl",
+                      "--fields", "id,date_modified").stdout.splitlines()
+            rows = [orjson.loads(line) for line in got]
+            assert len(rows) == 3000 and len({r["id"] for r in rows}) == 3000
+            expected = sorted(rows, key=lambda r: (r["date_modified"], r["id"]),
+                              reverse=direction == "--desc")
+            assert rows == expected
+        bodies = [c.body for c in searches(server)]
+        assert any("maximum_modified_date" in b for b in bodies)
+        assert any("minimum_modified_date" in b for b in bodies)
+        # Another sort cannot be windowed: Copper's cap is said, not hidden.
+        r = run("list", "--sort", "name", "-o", "json")
+        assert len(orjson.loads(r.stdout)) == 1000
+        assert "3,000 opportunities match and Copper returns only the first 1,000" in r.stderr
+
+
+# ---- the lookup cache ----------------------------------------------------------------------------
+def test_a_repeated_search_by_names_costs_one_request_per_page(run, copper):
+    run("search", "--stage", "Sales/Negotiation", "--assignee", "Ada Park", "-o", "json")
+    assert len(lookup_calls(copper)) == 5
+    copper.requests.clear()
+    run("search", "--stage", "Sales/Negotiation", "--assignee", "Ada Park", "-o", "json")
+    assert [c.path.rsplit("/", 2)[-2:] for c in copper.requests] == [["opportunities", "search"]]
+
+
+def test_list_as_json_needs_no_lookups(run, copper):
+    run("list", "-o", "json")
+    assert lookup_calls(copper) == []
+
+
+def test_refresh_and_expiry_fetch_the_tables_again(run, copper, monkeypatch):
+    run("lookups", "stages", "-o", "json")
+    run("lookups", "stages", "-o", "json")
+    assert len(lookup_calls(copper)) == 5
+    run("--refresh", "lookups", "-o", "json")
+    assert len(lookup_calls(copper)) == 10
+    run("lookups", "--refresh", "-o", "json")
+    assert len(lookup_calls(copper)) == 15
+    monkeypatch.setenv("OPPCLI_COPPER_CACHE_TTL", "0.001")
+    time.sleep(0.01)
+    run("lookups", "-o", "json")
+    assert len(lookup_calls(copper)) == 20
+
+
+def test_a_name_the_cache_does_not_know_refreshes_it_once(run, copper):
+    run("lookups", "-o", "json")
+    copper.lookups["pipelines"][0]["stages"].append({"id": 16, "name": "Legal Review",
+                                                     "win_probability": 95})
+    copper.lookups["pipelines"][0]["stages"] = list(copper.lookups["pipelines"][0]["stages"])
+    r = run("search", "--stage", "Legal Review", "-o", "json")
+    assert orjson.loads(r.stdout) == []
+    assert len(lookup_calls(copper)) == 10
+    assert searches(copper)[-1].body["pipeline_stage_ids"] == [16]
+    run("search", "--stage", "Nope", expect=4)
+    assert len(lookup_calls(copper)) == 15  # refreshed once more, then not found
+
+
+def test_the_cache_is_private_and_holds_no_key(run, copper, isolated):
+    run("lookups", "-o", "json")
+    files = list((isolated / "cache").iterdir())
+    assert len(files) == 1
+    assert files[0].stat().st_mode & 0o777 == 0o600
+    assert (isolated / "cache").stat().st_mode & 0o777 == 0o700
+    assert API_KEY.encode() not in files[0].read_bytes()
+
+
+def test_a_corrupt_cache_is_fetched_again(run, copper, isolated):
+    run("lookups", "-o", "json")
+    (cache,) = (isolated / "cache").iterdir()
+    cache.write_bytes(b"{not json")
+    assert run.json("lookups", "stages")[0]["name"] == "Qualified"
+    assert len(lookup_calls(copper)) == 10
+
+
+# ---- --debug -------------------------------------------------------------------------------------
+def test_debug_logs_each_request_and_never_the_key(run, copper):
+    copper.fail(SEARCH, status=503, times=1)
+    r = run("--debug", "search", "--stage", "Negotiation", "-o", "json")
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("oppcli: debug: ")]
+    assert any(re.search(r"GET http://127\.0\.0\.1:\d+/developer_api/v1/pipelines -> 200 in "
+                         r"\d+\.\d{3} s", ln) for ln in lines)
+    assert any("POST" in ln and "/opportunities/search -> 503" in ln for ln in lines)
+    assert any("retry 1 of 5" in ln for ln in lines)
+    assert API_KEY not in r.stderr and API_KEY not in r.stdout
+    assert orjson.loads(r.stdout) is not None  # stdout stays data
+
+
+def test_errors_never_show_a_traceback_without_debug(run, copper):
+    copper.fail(SEARCH, status=200, body="[{]", times=None)
+    r = run("list", expect=5)
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+# ---- the installed command ------------------------------------------------------------------------
+def test_the_installed_oppcli_against_the_server(sh, copper):
+    env = copper_env(copper.url)
+    proc = sh("search", "--status", "open", "--tag", "enterprise", "-o", "jsonl", env=env)
+    rows = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    assert rows and all(r["status"] == "Open" and "enterprise" in r["tags"] for r in rows)
+    assert proc.stderr == ""
+    proc = sh("show", "999999", env=env, expect=4)
+    assert proc.stdout == "" and proc.stderr.startswith("oppcli: error: no opportunity")
