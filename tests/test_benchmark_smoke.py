@@ -12,9 +12,10 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_store.py"
 
-pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="the benchmark compares with jq")
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="the benchmark compares with jq")
 
 
+@needs_jq
 def test_bench_store_smoke() -> None:
     env = dict(os.environ)
     # The script runs the console script next to this interpreter; make sure it finds it there
@@ -29,3 +30,16 @@ def test_bench_store_smoke() -> None:
     assert "search A peak memory of oppcli" in out, out
     assert "create time ratio 2,000 / 100 records" in out, out
     assert "same ids from oppcli, jq and the generator" in out, out
+
+
+def test_bench_copper_smoke() -> None:
+    script = SCRIPT.parent / "bench_copper.py"
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True,
+                          text=True, env=env, stdin=subprocess.DEVNULL, timeout=180)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    out = proc.stdout
+    assert "request rate / the limit's rate" in out and "records per second" in out, out
+    assert "every record exactly once        8,000 of 8,000" in out, out
+    assert "429 answers                      0" in out, out
