@@ -420,3 +420,20 @@ def test_the_installed_oppcli_against_the_server(sh, copper):
     assert proc.stderr == ""
     proc = sh("show", "999999", env=env, expect=4)
     assert proc.stdout == "" and proc.stderr.startswith("oppcli: error: no opportunity")
+
+
+# ---- shell completion: names from the cache, never the network ----------------------------------
+def test_completion_offers_cached_copper_names_without_a_request(run, copper):
+    from test_imports import complete_bash
+
+    assert complete_bash("oppcli search --stage Sales/N") == []  # nothing cached yet
+    assert copper.requests == []
+    run("lookups", "-o", "json")
+    copper.requests.clear()
+    assert complete_bash("oppcli search --stage Sales/N") == ["Sales/Negotiation"]
+    assert complete_bash("oppcli search --custom-field Region=E") == ["Region=EMEA"]
+    assert complete_bash("oppcli search --assignee ben.") == ["ben.okafor@example.com"]
+    assert complete_bash("oppcli show 100") == []  # ids would need a request
+    copper.stop()  # a dead server changes nothing: completion never calls it
+    assert complete_bash("oppcli update 1 --stage Nego") == ["Negotiation"]
+    assert copper.requests == []

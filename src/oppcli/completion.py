@@ -1,7 +1,9 @@
-"""Shell-completion candidates: static choices, and names and ids from the local store.
+"""Shell-completion candidates: static choices, and names and ids from the local store (or,
+on Copper, names from the lookup tables an earlier command cached; never the network).
 
 Completion never makes a network request: names come from the local store's lookups.json
-(a small file) and ids from a byte scan of opportunities.jsonl. Any failure completes nothing.
+(a small file) or the Copper lookup cache, and ids from a byte scan of opportunities.jsonl.
+Any failure completes nothing.
 """
 
 from __future__ import annotations
@@ -87,17 +89,37 @@ def _root_params(ctx: Any) -> dict[str, Any]:
     return dict(ctx.params) if ctx is not None else {}
 
 
-def _store(ctx: Any) -> Any:
-    from oppcli.backends.local import LocalStore
+def _settings(ctx: Any) -> Any:
     from oppcli.config import load_settings
 
     params = _root_params(ctx)
     flags = {"store": str(params["store"]) if params.get("store") else None,
              "backend": params.get("backend")}
-    settings = load_settings(profile=params.get("profile"), flags=flags)
+    return load_settings(profile=params.get("profile"), flags=flags)
+
+
+def _store(ctx: Any) -> Any:
+    from oppcli.backends.local import LocalStore
+
+    settings = _settings(ctx)
     if settings.backend != "local":
         return None
     return LocalStore.open(settings.store_path)
+
+
+def _lookups(ctx: Any) -> Any:
+    """The selected backend's lookup tables, without the network: the local store's, or the
+    Copper tables cached by an earlier command (even when stale); None when there are none."""
+    settings = _settings(ctx)
+    if settings.backend == "local":
+        from oppcli.backends.local import LocalStore
+
+        return LocalStore.open(settings.store_path).lookups()
+    from oppcli.backends.cache import LookupCache
+    from oppcli.lookups import Lookups
+
+    tables = LookupCache.for_settings(settings).load(fresh_only=False)
+    return Lookups(tables) if tables is not None else None
 
 
 def _matching(values: list[str], incomplete: str) -> list[str]:
@@ -118,11 +140,10 @@ def names(table: str) -> Callable[[typer.Context, str], list[str]]:
     """Names from a lookup table of the selected local store (stages also as Pipeline/Stage)."""
     def complete(ctx: typer.Context, incomplete: str) -> list[str]:
         try:
-            store = _store(ctx)
-            if store is None:
-                return []
-            lk = store.lookups()
+            lk = _lookups(ctx)
         except Exception:
+            return []
+        if lk is None:
             return []
         rows = lk.rows(table)
         found = [str(r["name"]) for r in rows]
@@ -136,8 +157,8 @@ def names(table: str) -> Callable[[typer.Context, str], list[str]]:
 
 def custom_fields(ctx: typer.Context, incomplete: str) -> list[str]:
     try:
-        store = _store(ctx)
-        defs = store.lookups().opportunity_fields() if store is not None else []
+        lk = _lookups(ctx)
+        defs = lk.opportunity_fields() if lk is not None else []
     except Exception:
         return []
     name, sep, value = incomplete.partition("=")

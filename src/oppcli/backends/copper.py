@@ -9,20 +9,19 @@ Lookup tables are cached on disk (LookupCache) so a repeated search by names cos
 from __future__ import annotations
 
 import collections
-import hashlib
 import random
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import requests
 
 from oppcli import fields as F
+from oppcli.backends.cache import LookupCache
 from oppcli.errors import (
     ConfigError,
     ConflictError,
@@ -45,7 +44,6 @@ SEARCH_WINDOW = 100_000  # Copper serves only the first 100,000 matches of a sea
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 300.0
 MAX_BACKOFF = 60.0
-CACHE_FORMAT = "oppcli-copper-lookups"
 AUTH_HINT = ("check copper.api_key and copper.user_email (`oppcli config show`, "
              "`oppcli auth check`); a wrong copper.url path can also answer 401")
 # Lookup tables fetched whole; companies and people are searched by name when needed.
@@ -299,52 +297,7 @@ def _version() -> str:
     return __version__
 
 
-# ---- the lookup cache --------------------------------------------------------------------------
-class LookupCache:
-    """Lookup tables on disk, one file per (URL, user), 0600 in a 0700 directory, with expiry."""
-
-    def __init__(self, directory: Path, url: str, user_email: str, ttl: float) -> None:
-        ident = hashlib.sha256(f"{url.rstrip('/')}\n{user_email.casefold()}".encode()).hexdigest()
-        self.path = directory / f"copper-lookups-{ident[:16]}.json"
-        self.url = url.rstrip("/")
-        self.user_email = user_email
-        self.ttl = ttl
-
-    def load(self, *, fresh_only: bool = True) -> dict[str, Any] | None:
-        """The cached tables, or None when missing, unreadable, for someone else, or stale."""
-        from oppcli.lookups import lookups_problem
-
-        try:
-            doc = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
-            return None
-        if doc.get("url") != self.url or str(doc.get("user_email", "")).casefold() != \
-                self.user_email.casefold():
-            return None
-        fetched = doc.get("fetched_at")
-        if not isinstance(fetched, (int, float)):
-            return None
-        if fresh_only and not (0 <= time.time() - fetched < self.ttl):
-            return None
-        tables = doc.get("tables")
-        if lookups_problem(tables) is not None:
-            return None
-        return tables  # type: ignore[no-any-return]
-
-    def save(self, tables: Mapping[str, Any]) -> None:
-        from oppcli.backends.local import atomic_write
-
-        doc = {"format": CACHE_FORMAT, "version": 1, "url": self.url,
-               "user_email": self.user_email, "fetched_at": time.time(), "tables": tables}
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(self.path, orjson.dumps(doc), mode=0o600)
-        except OSError as exc:  # a cache that cannot be written only costs speed
-            _stderr(f"warning: cannot write the lookup cache {self.path}: {exc.strerror}")
-
-
+# ---- lookups ------------------------------------------------------------------------------------
 class CopperLookups(Lookups):
     """Lookups fetched (or read from the cache) on first use.
 
@@ -415,7 +368,7 @@ class CopperBackend:
     @classmethod
     def from_settings(cls, settings: Settings, *, debug: bool = False,
                       refresh: bool = False) -> CopperBackend:
-        from oppcli.config import cache_dir, check_url
+        from oppcli.config import check_url
 
         values = settings.values
         url = str(values["copper.url"])
@@ -435,7 +388,7 @@ class CopperBackend:
         client = HttpClient(url, str(key), str(email), timeout=settings.number("copper.timeout"),
                             retries=settings.number("copper.retries"),
                             backoff=settings.number("copper.backoff"), pacer=pacer, debug=debug)
-        cache = LookupCache(cache_dir(), url, str(email), settings.number("copper.cache_ttl"))
+        cache = LookupCache.for_settings(settings)
         return cls(client, date_order=settings.date_order, cache=cache, refresh=refresh)
 
     def describe(self) -> str:
