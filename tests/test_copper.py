@@ -437,3 +437,11 @@ def test_completion_offers_cached_copper_names_without_a_request(run, copper):
     copper.stop()  # a dead server changes nothing: completion never calls it
     assert complete_bash("oppcli update 1 --stage Nego") == ["Negotiation"]
     assert copper.requests == []
+
+
+def test_an_update_by_stage_name_fetches_the_record_once(run, copper):
+    run("lookups", "-o", "json")
+    copper.requests.clear()
+    run("update", "1001", "--stage", "Negotiation")
+    assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in copper.requests] == [
+        ("GET", "1001"), ("PUT", "1001")]

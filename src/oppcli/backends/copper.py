@@ -364,6 +364,9 @@ class CopperBackend:
         self.notice = notice
         self.window = window or SEARCH_WINDOW
         self._lookups: CopperLookups | None = None
+        # Records fetched by this command, so an update that the command prepared with a GET
+        # (to read the record's pipeline) does not fetch it a second time.
+        self._fetched: dict[int, Record] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, debug: bool = False,
@@ -478,7 +481,9 @@ class CopperBackend:
         except NotFoundError:
             raise NotFoundError(f"no opportunity with id {opp_id}",
                                 "`oppcli list` or `oppcli search` shows the ids") from None
-        return self._record(body, f"GET opportunity {opp_id}")
+        record = self._record(body, f"GET opportunity {opp_id}")
+        self._fetched[opp_id] = record
+        return record
 
     def create(self, payload: Mapping[str, Any]) -> Record:
         from oppcli.models import check_create
@@ -491,7 +496,7 @@ class CopperBackend:
         return self._record(answer.body, "create opportunity")
 
     def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
-        current = self.get(opp_id)
+        current = self._fetched.pop(opp_id, None) or self.get(opp_id)
         lookups = self.lookups()
         new = apply_changes(current, changes, lookups)
         check_refs(new, lookups)

@@ -99,7 +99,8 @@ def search(
     status: Annotated[Optional[list[str]], _multi(
         "Status: Open, Won, Lost, Abandoned.", "STATUS", C.choices(F.STATUSES))] = None,
     priority: Annotated[Optional[list[str]], _multi(
-        "Priority: None, Low, Medium, High.", "PRIORITY", C.choices(F.PRIORITIES))] = None,
+        "Priority: None, Low, Medium, High (on Copper applied after fetching).", "PRIORITY",
+        C.choices(F.PRIORITIES))] = None,
     assignee: Annotated[Optional[list[str]], _multi(
         "Owner: user name, email or id; 'none' for no owner.", "USER", C.names("users"))] = None,
     pipeline: Annotated[Optional[list[str]], _multi("Pipeline name or id.", "PIPELINE",
@@ -135,7 +136,8 @@ def search(
     custom_field: Annotated[Optional[list[str]], typer.Option(
         help="Custom field by name or id: NAME=VALUE[,VALUE] (any of; Dropdown and "
         "MultiSelect take option names, Checkbox true/false, Date YYYY-MM-DD), NAME>=N or "
-        "NAME<=N (numbers, dates), NAME= (empty). Repeatable; all must hold.",
+        "NAME<=N (numbers, dates), NAME= (empty). Repeatable; all must hold. On Copper, text "
+        "fields and NAME= are applied after fetching.",
         metavar="NAME=VALUE", rich_help_panel="Filters",
         autocompletion=C.custom_fields)] = None,
     sort: SortOpt = None, asc: AscOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
