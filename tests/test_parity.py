@@ -200,3 +200,29 @@ def test_help_names_the_sorts_copper_cannot_do():
     from oppcli.query import COPPER_SORT
 
     assert set(CLIENT_SORTED) == set(F.SORTABLE) - set(COPPER_SORT)
+
+
+def test_day_first_close_dates_are_the_same_on_both(run, store_path, monkeypatch):
+    """A Copper user with the DD/MM/YYYY preference: date_order DMY on both sides."""
+    from conftest import API_KEY, USER_EMAIL, copper_env
+    from fakecopper import FakeCopper
+    from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+
+    monkeypatch.setenv("OPPCLI_DATE_ORDER", "DMY")
+    other = store_path.parent / "dmy-store"
+    monkeypatch.setenv("OPPCLI_STORE", str(other))
+    run("--backend", "local", "init", "--sample")
+    server = FakeCopper(lookups=SAMPLE_LOOKUPS, records=sample_records(date_order="DMY"),
+                        api_key=API_KEY, user_email=USER_EMAIL, date_order="DMY")
+    with server:
+        for k, v in copper_env(server.url).items():
+            monkeypatch.setenv(k, v)
+        out = same(run, "search", "--close-after", "01/06/2026", "--close-before", "2026-09-30",
+                   "--sort", "close_date", "-o", "jsonl", "--fields", "id,close_date")
+        rows = [orjson.loads(line) for line in out.splitlines()]
+        assert rows and all(int(r["close_date"].split("/")[1]) in range(6, 10) for r in rows)
+        same(run, "list", "--sort", "close_date", "--desc", "-o", "csv")
+        both_masked(run, "create", "--name", "DMY deal", "--primary-contact-id", "601",
+                    "--close-date", "24/12/2026")
+        both_masked(run, "update", "1037", "--close-date", "2027-01-31")
+        assert run.json("--backend", "copper", "show", "1037")["close_date"] == "31/1/2027"
