@@ -128,6 +128,8 @@ class FaultRule:
     drop: bool = False
     truncate: bool = False
     after: bool = False
+    headers: dict[str, str] | None = None  # extra response headers (Location, say)
+    cut: bool = False  # promise the whole body in Content-Length, send half, close
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(self.path_regex)
@@ -286,10 +288,11 @@ class FakeCopper:
     def fail(self, path_regex: str = ".*", method: str | None = None, times: int | None = 1,
              status: int | None = None, retry_after: Any = None, body: bytes | str | None = None,
              content_type: str | None = None, latency: float = 0.0, drop: bool = False,
-             truncate: bool = False, after: bool = False) -> FaultRule:
+             truncate: bool = False, after: bool = False,
+             headers: Mapping[str, str] | None = None, cut: bool = False) -> FaultRule:
         """Add a fault rule; a request takes the first matching rule with times left."""
         rule = FaultRule(path_regex, method, times, status, retry_after, body, content_type, latency,
-                         drop, truncate, after)
+                         drop, truncate, after, dict(headers) if headers else None, cut)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -357,6 +360,7 @@ class FakeCopper:
         headers = {"Content-Type": rule.content_type or "application/json; charset=utf-8"}
         if rule.retry_after is not None:
             headers["Retry-After"] = str(rule.retry_after)
+        headers.update(rule.headers or {})
         return Response(rule.status, body, headers)
 
     def _apply_after(self, rule: FaultRule, resp: Response) -> Response:
@@ -816,10 +820,12 @@ class FakeCopper:
         return self._ok(page, {"X-PW-TOTAL": str(len(ordered_ids))})
 
     def invalidate(self) -> None:
-        """Forget cached search results: call after editing srv.records directly (big stores)."""
+        """Forget cached search results and re-read the lookup tables: call after editing
+        srv.records or srv.lookups directly."""
         with self._lock:
             self._version += 1
             self._cache.clear()
+            self._index()
 
     def _criteria(self, body: Mapping[str, Any]) -> list[Any]:
         tests: list[Any] = []
@@ -1063,6 +1069,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(resp.body)))
         self.end_headers()
+        if rule is not None and rule.cut:  # the connection dies half-way through the body
+            self.wfile.write(resp.body[: len(resp.body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         self.wfile.write(resp.body)
 
 

@@ -5,6 +5,7 @@ cache, the result window and --debug. Behaviour shared with the local store is i
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -238,8 +239,9 @@ def test_a_delete_whose_answer_was_lost_counts_as_done(run, copper):
 def test_a_delete_failing_halfway_exits_7_naming_what_was_deleted(run, copper, monkeypatch):
     monkeypatch.setenv("OPPCLI_COPPER_RETRIES", "0")
     copper.fail("/opportunities/1006$", method="DELETE", status=500, times=None)
-    r = run("delete", "1005", "1006", "1007", "--yes", expect=7)
+    r = run("delete", "1005", "1006", "1007", "--yes", "-o", "json", expect=7)
     assert "deleted 1005, then failed on 1006" in r.stderr and "not deleted: 1006, 1007" in r.stderr
+    assert orjson.loads(r.stdout) == [{"id": 1005, "is_deleted": True}]  # what a script can trust
     assert 1005 not in copper.records and 1006 in copper.records and 1007 in copper.records
 
 
@@ -376,17 +378,20 @@ def test_a_name_the_cache_does_not_know_refreshes_it_once(run, copper):
 
 
 def test_the_cache_is_private_and_holds_no_key(run, copper, isolated):
+    (isolated / "cache").mkdir(mode=0o755)
     run("lookups", "-o", "json")
-    files = list((isolated / "cache").iterdir())
-    assert len(files) == 1
-    assert files[0].stat().st_mode & 0o777 == 0o600
-    assert (isolated / "cache").stat().st_mode & 0o777 == 0o700
-    assert API_KEY.encode() not in files[0].read_bytes()
+    files = sorted((isolated / "cache").iterdir())
+    assert [f.name.split("-")[1] for f in files] == ["lookups", "pacing"]
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o600
+        assert API_KEY.encode() not in f.read_bytes()
+        assert API_KEY not in f.name
+    assert (isolated / "cache").stat().st_mode & 0o777 == 0o700  # tightened
 
 
 def test_a_corrupt_cache_is_fetched_again(run, copper, isolated):
     run("lookups", "-o", "json")
-    (cache,) = (isolated / "cache").iterdir()
+    (cache,) = (isolated / "cache").glob("copper-lookups-*")
     cache.write_bytes(b"{not json")
     assert run.json("lookups", "stages")[0]["name"] == "Qualified"
     assert len(lookup_calls(copper)) == 10
@@ -445,3 +450,119 @@ def test_an_update_by_stage_name_fetches_the_record_once(run, copper):
     run("update", "1001", "--stage", "Negotiation")
     assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in copper.requests] == [
         ("GET", "1001"), ("PUT", "1001")]
+
+
+
+def test_the_cache_belongs_to_one_key(run, copper, monkeypatch):
+    run("lookups", "-o", "json")
+    monkeypatch.setenv("COPPER_API_KEY", "another-key-for-the-same-email")
+    copper.api_key = "another-key-for-the-same-email"
+    run("lookups", "-o", "json")
+    assert len(lookup_calls(copper)) == 10  # another account's stage ids are never used
+
+
+# ---- pacing is shared by every oppcli process using the key ------------------------------------
+def test_successive_commands_share_one_allowance(run, copper, monkeypatch):
+    copper.set_rate_limit(5, 1.0)
+    monkeypatch.setenv("OPPCLI_COPPER_RATE_LIMIT", "5")
+    monkeypatch.setenv("OPPCLI_COPPER_RATE_WINDOW", "1")
+    for _ in range(16):  # a shell loop: each command alone would start with a full allowance
+        run("show", "1001", "-o", "json")
+    assert [c.status for c in copper.requests] == [200] * 16
+
+
+def test_parallel_processes_share_one_allowance(big, sh, tmp_path):
+    import concurrent.futures
+
+    big.set_rate_limit(8, 1.0)
+    env = {"OPPCLI_COPPER_RATE_LIMIT": "8", "OPPCLI_COPPER_RATE_WINDOW": "1"}
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        procs = list(pool.map(lambda _: sh("list", "-n", "800", "-o", "jsonl", "--fields", "id",
+                                           env=env), range(3)))
+    assert all(len(p.stdout.splitlines()) == 800 for p in procs)
+    assert [c.status for c in big.requests] == [200] * 12  # 3 x 4 pages, never a 429
+
+
+def test_a_pacing_file_that_cannot_be_used_falls_back_to_this_process(run, copper, isolated):
+    (isolated / "cache").mkdir()
+    (isolated / "cache").chmod(0o500)
+    try:
+        r = run("--debug", "list", "-o", "json")
+    finally:
+        (isolated / "cache").chmod(0o700)
+    if os.geteuid() != 0:  # root writes anyway
+        assert "pacing this process alone" in r.stderr
+    assert len(orjson.loads(r.stdout)) == 36
+
+
+# ---- hostile or odd answers and settings (from review) --------------------------------------------
+def test_retry_after_that_is_not_a_number_falls_back_to_back_off(run, copper):
+    for value in ("nan", "inf", "-5", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"):
+        copper.fail(SEARCH, status=429, retry_after=value, times=1)
+        assert len(run.json("list")) == 36
+
+
+@pytest.mark.parametrize("key", [API_KEY + "\rX", API_KEY[:5] + "\n" + API_KEY[5:],
+                                 API_KEY + "\u2019"])
+def test_a_key_a_header_cannot_carry_is_a_config_error_that_never_echoes_it(run, copper,
+                                                                           monkeypatch, key):
+    monkeypatch.setenv("COPPER_API_KEY", key)
+    r = run("list", expect=3)
+    assert API_KEY not in r.stderr and "copper.api_key" in r.stderr
+    assert copper.requests == []
+
+
+def test_surrounding_white_space_in_a_key_is_ignored(run, copper, monkeypatch):
+    monkeypatch.setenv("COPPER_API_KEY", f"  {API_KEY}\n")
+    assert len(run.json("list")) == 36
+
+
+def test_a_number_too_large_for_copper_is_a_usage_error(run, copper):
+    r = run("search", "--id", "99999999999999999999", expect=2)
+    assert "too large" in r.stderr or "64 bits" in r.stderr
+
+
+def test_a_redirect_is_not_followed_and_the_key_stays_home(run, copper, monkeypatch):
+    elsewhere = FakeCopper(lookups=SAMPLE_LOOKUPS, records=[], api_key=API_KEY,
+                           user_email=USER_EMAIL)
+    with elsewhere:
+        copper.fail(SEARCH, status=307, times=None, body="",
+                    headers={"Location": elsewhere.url + "/opportunities/search"})
+        r = run("list", expect=3)
+        assert "redirect to http://127.0.0.1" in r.stderr and "copper.url" in r.stderr
+        assert elsewhere.requests == []
+
+
+def test_a_body_cut_mid_way_is_retried(run, copper):
+    copper.fail(SEARCH, cut=True, times=2)
+    assert len(run.json("list")) == 36
+    assert len(searches(copper)) == 3
+
+
+def test_a_stale_cache_never_rejects_ids_copper_knows(run, copper):
+    run("lookups", "-o", "json")  # cached now
+    copper.lookups["pipelines"][0]["stages"] = [*copper.lookups["pipelines"][0]["stages"],
+                                                {"id": 16, "name": "Legal Review",
+                                                 "win_probability": 95}]
+    copper.lookups["users"] = [*copper.lookups["users"],
+                               {"id": 199, "name": "New Hire", "email": "new@example.com"}]
+    copper.records[1002] = {**copper.records[1002], "assignee_id": 199}
+    copper.invalidate()
+    # An id new since the cache was filled: the tables are fetched again once, then it is known.
+    assert run.json("update", "1001", "--stage", "16")["pipeline_stage_id"] == 16
+    # A field the update does not touch is not checked at all.
+    assert run.json("update", "1002", "--status", "Won")["assignee_id"] == 199
+    assert len(lookup_calls(copper)) == 10
+    r = run("update", "1003", "--assignee-id", "999", expect=4)
+    assert "unknown assignee_id 999" in r.stderr
+
+
+@pytest.mark.parametrize("fault", [dict(status=401), dict(status=422), dict(status=500),
+                                   dict(drop=True), dict(cut=True), dict(status=200, body="[{")])
+def test_debug_tracebacks_never_show_the_key(run, copper, monkeypatch, fault):
+    monkeypatch.setenv("OPPCLI_COPPER_RETRIES", "1")
+    copper.fail(SEARCH, times=None, **fault)
+    r = run("--debug", "list", expect=None)
+    assert r.exit_code in (3, 5, 6)
+    assert "Traceback" in r.stderr  # --debug asked for it
+    assert API_KEY not in r.stderr and API_KEY not in r.stdout

@@ -289,10 +289,22 @@ def test_copper_body_paging_and_sort():
     body = Query().to_copper_body(page_number=3, page_size=200)
     assert body == {"page_number": 3, "page_size": 200, "sort_by": "date_modified",
                     "sort_direction": "desc"}
-    body = Query(sort_by="pipeline_stage_id", descending=False).to_copper_body(1, 50)
-    assert body["sort_by"] == "stage" and body["sort_direction"] == "asc" and body["page_size"] == 50
-    assert Query(sort_by="assignee_id").to_copper_body(1)["sort_by"] == "assignee"
-    assert Query(sort_by="primary_contact_id").to_copper_body(1)["sort_by"] == "primary_contact"
+    body = Query(sort_by="monetary_value", descending=False).to_copper_body(1, 50)
+    assert body["sort_by"] == "monetary_value" and body["sort_direction"] == "asc"
+    assert body["page_size"] == 50
+    # Sorts whose meaning in Copper is uncertain are done by the client: Copper pages in
+    # date_modified order, ascending, and the client sorts.
+    for field in ("pipeline_stage_id", "assignee_id", "status", "priority", "id"):
+        q = Query(sort_by=field, descending=True)
+        assert q.to_copper_body(1)["sort_by"] == "date_modified"
+        assert q.to_copper_body(1)["sort_direction"] == "asc"
+
+
+def test_copper_body_leaves_no_company_to_the_client():
+    q = Query(company_ids=[502, NONE_ID])
+    assert "company_ids" not in q.to_copper_body(1)
+    assert q.split_for_copper()[1].company_ids == [502, NONE_ID]
+    assert Query(company_ids=[502]).to_copper_body(1)["company_ids"] == [502]
 
 
 @pytest.mark.parametrize("status,status_id", [("Open", 0), ("Won", 1), ("Lost", 2), ("Abandoned", 3)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # The exit codes, documented in the README. Scripts depend on these numbers.
 OK = 0
 UNEXPECTED = 1
@@ -69,6 +71,11 @@ class ConflictError(OppcliError):
 
 
 class PartialFailure(OppcliError):
-    """Some items of a bulk operation failed (exit 7)."""
+    """Some items of a bulk operation failed (exit 7); `done` holds what succeeded."""
 
     exit_code = PARTIAL
+
+    def __init__(self, message: str, hint: str | None = None,
+                 done: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, hint)
+        self.done = done or []

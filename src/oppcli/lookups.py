@@ -47,6 +47,11 @@ def lookups_problem(data: Any) -> str | None:
                 return f"an entry of {table} has no integer id"
             if not isinstance(row.get("name"), str):
                 return f"{table} entry {row.get('id')} has no name"
+            options = row.get("options") or [] if table == "custom_field_definitions" else []
+            if not isinstance(options, list) or not all(
+                    isinstance(o, dict) and isinstance(o.get("id"), int)
+                    and isinstance(o.get("name"), str) for o in options):
+                return f"custom field {row.get('id')} has an option without an integer id and a name"
     return None
 
 

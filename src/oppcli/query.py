@@ -1,8 +1,8 @@
 """The Query that list and search build: filters, sort and limit. Pure, no I/O.
 
 The local store evaluates it with `compile()`; the Copper backend translates the same object
-with `to_copper_body()`. Every criterion mirrors one of Copper's search keys, except those in
-CLIENT_SIDE, which Copper lacks and which are applied to the records after fetching.
+with `to_copper_body()`. Every criterion mirrors one of Copper's search keys; those Copper
+cannot search reliably are applied to the records after fetching (see split_for_copper).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ NONE_ID = -2  # Copper's "no value" id for assignee, customer source and loss re
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
 
-# Criteria Copper cannot search reliably, applied on the client by the Copper backend:
-# there is no "name contains" key, and the meaning of priority_ids is undocumented.
-CLIENT_SIDE = ("name_contains", "priorities")
+# Criteria Copper cannot search reliably are applied by the Copper backend to the fetched
+# records (split_for_copper): there is no "name contains" key, the meaning of priority_ids is
+# undocumented, and -2 ("none") is documented for assignee, source and loss reason ids only.
 # Copper cannot search text custom fields; "is empty" has no documented body.
 TEXT_CUSTOM_TYPES = ("String", "Text", "URL")
 
@@ -206,42 +206,46 @@ class Query:
         An exact name goes both ways: Copper documents the match but not its case rules. A sort
         Copper lacks is done by the client: the server then pages in date_modified order.
         """
+        no_company = NONE_ID in self.company_ids  # -2 is documented for other keys only
         server = replace(self, name_contains=None, priorities=[],
+                         company_ids=[] if no_company else list(self.company_ids),
                          custom=[c for c in self.custom if c.on_server()])
         if self.sort_by not in COPPER_SORT:
             server.sort_by, server.descending = "date_modified", False
         client = Query(name=self.name, name_contains=self.name_contains,
                        priorities=list(self.priorities),
+                       company_ids=list(self.company_ids) if no_company else [],
                        custom=[c for c in self.custom if not c.on_server()])
         return server, client
 
     def to_copper_body(self, page_number: int, page_size: int = 200) -> dict[str, Any]:
-        """Copper's search body for one page. Criteria in CLIENT_SIDE, and custom-field
-        criteria Copper cannot search, are not sent (see split_for_copper)."""
+        """Copper's search body for one page: the server part of split_for_copper() (what
+        Copper cannot search is left out, for the client to apply)."""
+        q = self.split_for_copper()[0]
         body: dict[str, Any] = {
             "page_number": page_number,
             "page_size": page_size,
-            "sort_by": COPPER_SORT.get(self.sort_by, "date_modified"),
-            "sort_direction": "desc" if self.descending else "asc",
+            "sort_by": COPPER_SORT[q.sort_by],
+            "sort_direction": "desc" if q.descending else "asc",
         }
         pairs: list[tuple[str, Any]] = [
-            ("ids", self.ids), ("name", self.name),
-            ("status_ids", [F.STATUS_IDS[s] for s in self.statuses]),
-            ("assignee_ids", self.assignee_ids), ("pipeline_ids", self.pipeline_ids),
-            ("pipeline_stage_ids", self.stage_ids), ("company_ids", self.company_ids),
-            ("primary_contact_ids", self.primary_contact_ids),
-            ("customer_source_ids", self.source_ids), ("loss_reason_ids", self.loss_reason_ids),
-            ("tags", self.tags),
-            ("minimum_monetary_value", self.min_value), ("maximum_monetary_value", self.max_value),
-            ("minimum_close_date", self.close_min), ("maximum_close_date", self.close_max),
-            ("minimum_created_date", self.created_min), ("maximum_created_date", self.created_max),
-            ("minimum_modified_date", self.modified_min),
-            ("maximum_modified_date", self.modified_max),
+            ("ids", q.ids), ("name", q.name),
+            ("status_ids", [F.STATUS_IDS[s] for s in q.statuses]),
+            ("assignee_ids", q.assignee_ids), ("pipeline_ids", q.pipeline_ids),
+            ("pipeline_stage_ids", q.stage_ids), ("company_ids", q.company_ids),
+            ("primary_contact_ids", q.primary_contact_ids),
+            ("customer_source_ids", q.source_ids), ("loss_reason_ids", q.loss_reason_ids),
+            ("tags", q.tags),
+            ("minimum_monetary_value", q.min_value), ("maximum_monetary_value", q.max_value),
+            ("minimum_close_date", q.close_min), ("maximum_close_date", q.close_max),
+            ("minimum_created_date", q.created_min), ("maximum_created_date", q.created_max),
+            ("minimum_modified_date", q.modified_min),
+            ("maximum_modified_date", q.modified_max),
         ]
         for key, val in pairs:
             if val not in (None, []):
                 body[key] = val
-        server_custom = [c for c in self.custom if c.on_server()]
+        server_custom = q.custom
         if server_custom:
             crits = []
             for c in server_custom:
@@ -259,14 +263,13 @@ class Query:
         return body
 
 
-# oppcli's sort fields -> Copper's sort_by values. Fields Copper cannot sort by are sorted by the
+# oppcli's sort fields -> Copper's sort_by values: only those whose order is not in doubt.
+# Copper may sort "assignee", "stage", "status" or "priority" by name or by its own ranks, not as
+# the local store does, so those (and fields Copper cannot sort by at all) are sorted by the
 # client after fetching every match (see split_for_copper).
 COPPER_SORT = {"name": "name", "date_modified": "date_modified", "date_created": "date_created",
-               "assignee_id": "assignee", "company_name": "company_name", "status": "status",
-               "pipeline_stage_id": "stage", "priority": "priority",
-               "monetary_value": "monetary_value", "close_date": "close_date",
-               "win_probability": "win_probability", "customer_source_id": "customer_source_id",
-               "primary_contact_id": "primary_contact"}
+               "company_name": "company_name", "monetary_value": "monetary_value",
+               "close_date": "close_date", "win_probability": "win_probability"}
 
 
 def order(items: list[tuple[Any, int, Any]], descending: bool) -> list[tuple[Any, int, Any]]:

@@ -7,6 +7,7 @@ importing requests (and without ever touching the network).
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -21,8 +22,13 @@ CACHE_FORMAT = "oppcli-copper-lookups"
 class LookupCache:
     """Lookup tables on disk, one file per (URL, user), 0600 in a 0700 directory, with expiry."""
 
-    def __init__(self, directory: Path, url: str, user_email: str, ttl: float) -> None:
-        ident = hashlib.sha256(f"{url.rstrip('/')}\n{user_email.casefold()}".encode()).hexdigest()
+    def __init__(self, directory: Path, url: str, user_email: str, ttl: float,
+                 api_key: str = "") -> None:
+        # One email can belong to two Copper accounts with two keys: the key is part of the
+        # file's identity (hashed twice over; the key itself is never written anywhere).
+        key_id = hashlib.sha256(api_key.encode()).hexdigest()
+        ident = hashlib.sha256(f"{url.rstrip('/')}\n{user_email.casefold()}\n{key_id}".encode()
+                               ).hexdigest()
         self.path = directory / f"copper-lookups-{ident[:16]}.json"
         self.url = url.rstrip("/")
         self.user_email = user_email
@@ -32,9 +38,11 @@ class LookupCache:
     def for_settings(cls, settings: Any) -> LookupCache:
         from oppcli.config import cache_dir
 
-        return cls(cache_dir(), str(settings.values["copper.url"]),
-                   str(settings.values.get("copper.user_email") or ""),
-                   settings.number("copper.cache_ttl"))
+        values = settings.values
+        return cls(cache_dir(), str(values["copper.url"]),
+                   str(values.get("copper.user_email") or "").strip(),
+                   settings.number("copper.cache_ttl"),
+                   str(values.get("copper.api_key") or "").strip())
 
     def load(self, *, fresh_only: bool = True) -> dict[str, Any] | None:
         """The cached tables, or None when missing, unreadable, for someone else, or stale."""
@@ -66,6 +74,7 @@ class LookupCache:
                "user_email": self.user_email, "fetched_at": time.time(), "tables": tables}
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.path.parent, 0o700)  # also when it existed with a looser mode
             atomic_write(self.path, orjson.dumps(doc), mode=0o600)
         except OSError as exc:  # a cache that cannot be written only costs speed
             print(f"oppcli: warning: cannot write the lookup cache {self.path}: {exc.strerror}",

@@ -9,6 +9,8 @@ Lookup tables are cached on disk (LookupCache) so a repeated search by names cos
 from __future__ import annotations
 
 import collections
+import math
+import os
 import random
 import sys
 import threading
@@ -35,6 +37,8 @@ from oppcli.lookups import LABELS, Lookups, _norm
 from oppcli.records import apply_changes, canonical, check_refs
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from oppcli.config import Settings
     from oppcli.query import Query
 
@@ -84,24 +88,102 @@ class Pacer:
     def reserve(self) -> float:
         """Book the next request; returns how long to wait before sending it."""
         with self._lock:
-            now = self.clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            start = max(now, self._paused_until)
-            if self._tokens < 1:
-                start = max(start, now + (1 - self._tokens) / self.rate)
-            if len(self._starts) == self.limit:
-                start = max(start, self._starts[0] + self.window + self.margin)
-            if self._starts:
-                start = max(start, self._starts[-1])
-            self._tokens -= 1
-            self._starts.append(start)
-            return start - now
+            return self._book()
 
     def pause(self, seconds: float) -> None:
         """Hold every request back (a 429 told us the server's window is full)."""
         with self._lock:
             self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    def _book(self) -> float:
+        now = self.clock()
+        self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._last) * self.rate)
+        self._last = now
+        start = max(now, self._paused_until)
+        if self._tokens < 1:
+            start = max(start, now + (1 - self._tokens) / self.rate)
+        if len(self._starts) == self.limit:
+            start = max(start, self._starts[0] + self.window + self.margin)
+        if self._starts:
+            start = max(start, self._starts[-1])
+        self._tokens -= 1
+        self._starts.append(start)
+        return start - now
+
+
+class SharedPacer(Pacer):
+    """A Pacer whose bookings live in a file (under an exclusive lock), so that every oppcli
+    process using the same key shares one allowance: a shell loop of `oppcli update` calls,
+    or parallel cron jobs, stay under the limit together. Wall-clock time, since the
+    processes share no other clock. Falls back to pacing this process alone when the file
+    cannot be used."""
+
+    def __init__(self, path: Path, limit: int, window: float, burst: int = 10,
+                 log: Callable[[str], None] | None = None) -> None:
+        super().__init__(limit, window, burst, clock=time.time)
+        self.path = path
+        self.log = log or (lambda _message: None)
+        self._shared = True
+
+    def reserve(self) -> float:
+        with self._lock:
+            return self._shared_state(self._book)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            def later() -> float:
+                self._paused_until = max(self._paused_until, self.clock() + seconds)
+                return 0.0
+            self._shared_state(later)
+
+    def _shared_state(self, change: Callable[[], float]) -> float:
+        if not self._shared:
+            return change()
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            self._shared = False
+            self.log(f"pacing this process alone: cannot use {self.path} ({exc.strerror})")
+            return change()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._load(os.pread(fd, 1 << 20, 0))
+            result = change()
+            data = orjson.dumps({"starts": list(self._starts), "tokens": self._tokens,
+                                 "last": self._last, "paused_until": self._paused_until})
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+            return result
+        except OSError as exc:
+            self._shared = False
+            self.log(f"pacing this process alone: cannot use {self.path} ({exc.strerror})")
+            return change()
+        finally:
+            os.close(fd)
+
+    def _load(self, raw: bytes) -> None:
+        try:
+            state = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            state = None
+        if not isinstance(state, dict):
+            return
+        now = self.clock()
+        starts = state.get("starts")
+        if isinstance(starts, list) and all(isinstance(t, (int, float)) for t in starts):
+            # Bookings are absolute times; ones in the far future (a clock set back) are dropped.
+            self._starts.clear()
+            self._starts.extend(t for t in starts[-self.limit:] if t <= now + self.window * 2)
+        for attr, key in (("_tokens", "tokens"), ("_last", "last"), ("_paused_until", "paused_until")):
+            value = state.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                setattr(self, attr, float(value))
+        self._tokens = min(self._tokens, float(self.burst))
+        self._last = min(self._last, now)
+        self._paused_until = min(self._paused_until, now + 600)
 
 
 # ---- HTTP -------------------------------------------------------------------------------------
@@ -146,6 +228,8 @@ def _retry_after(value: str | None) -> float | None:
         return None
     try:
         seconds = float(value)
+        if not math.isfinite(seconds):
+            return None
     except ValueError:
         try:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
@@ -176,10 +260,19 @@ class HttpClient:
             "User-Agent": f"oppcli/{_version()}",
         })
         self.requests_sent = 0
+        self._secret = api_key
 
     def log(self, message: str) -> None:
         if self.debug:
-            _stderr(f"debug: {message}")
+            _stderr(f"debug: {self.redact(message)}")
+
+    def redact(self, text: str) -> str:
+        """Text with the API key (should any library ever echo it) replaced by ****."""
+        return text.replace(self._secret, "****") if self._secret else text
+
+    def _short(self, exc: BaseException) -> str:
+        text = self.redact(str(exc))
+        return text if len(text) < 200 else text[:200] + "..."
 
     def call(self, method: str, path: str, body: Any = None, *, idempotent: bool = True,
              what: str | None = None) -> Answer:
@@ -190,7 +283,11 @@ class HttpClient:
         reached Copper could make the deal twice, so its uncertainty is reported instead.
         """
         url = self.base + path
-        data = orjson.dumps(body) if body is not None else None
+        try:
+            data = orjson.dumps(body) if body is not None else None
+        except orjson.JSONEncodeError as exc:  # an integer past 64 bits, say
+            raise ValidationError(f"{what}: a value cannot be sent to Copper ({exc})",
+                                  "ids and numbers must fit in 64 bits") from None
         what = what or f"{method} {path}"
         attempt = 0
         while True:
@@ -234,7 +331,11 @@ class HttpClient:
         started = time.monotonic()
         self.requests_sent += 1
         try:
-            resp = self.session.request(method, url, data=data, timeout=self.timeout)
+            # No redirects: requests would carry X-PW-AccessToken to wherever one points (it
+            # strips only Authorization), and could turn https into plain http.
+            resp = self.session.request(method, url, data=data, timeout=self.timeout,
+                                        allow_redirects=False)
+            resp.content  # noqa: B018 -- read the body here, so a cut-off body is caught below
         except requests.exceptions.ConnectTimeout:
             self.log(f"{method} {url} -> connect timeout")
             raise _Retry("timed out connecting to Copper", sent=False) from None
@@ -242,17 +343,30 @@ class HttpClient:
             self.log(f"{method} {url} -> timeout after {time.monotonic() - started:.3f} s")
             raise _Retry(f"no answer within {self.timeout[1]:g} s") from None
         except requests.exceptions.SSLError as exc:
-            raise ConfigError(f"TLS failed for {url}: {_short(exc)}",
+            raise ConfigError(f"TLS failed for {url}: {self._short(exc)}",
                               "check copper.url; certificates are always verified") from None
         except requests.exceptions.ConnectionError as exc:
-            self.log(f"{method} {url} -> connection error: {_short(exc)}")
+            self.log(f"{method} {url} -> connection error: {self._short(exc)}")
             refused = "refused" in str(exc).lower() or "NewConnectionError" in repr(exc)
-            raise _Retry(f"connection failed ({_short(exc)})", sent=not refused) from None
+            raise _Retry(f"connection failed ({self._short(exc)})", sent=not refused) from None
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            self.log(f"{method} {url} -> answer cut off: {self._short(exc)}")
+            raise _Retry(f"the answer was cut off ({self._short(exc)})") from None
+        except (requests.exceptions.InvalidHeader, UnicodeError):
+            raise ConfigError("the Copper API key or email holds characters an HTTP header "
+                              "cannot carry", "check copper.api_key and copper.user_email for "
+                              "line ends or pasted quotes") from None
         except requests.exceptions.RequestException as exc:
-            raise ServiceError(f"{what}: {_short(exc)}") from None
+            raise ServiceError(f"{what}: {self._short(exc)}") from None
         elapsed = time.monotonic() - started
         status = resp.status_code
         self.log(f"{method} {url} -> {status} in {elapsed:.3f} s ({len(resp.content)} bytes)")
+        if 300 <= status < 400:
+            where = resp.headers.get("Location", "nowhere")
+            raise ConfigError(f"Copper answered {status}, a redirect to {where}, which oppcli "
+                              "does not follow (the key would go with it)",
+                              "set copper.url to the API's real address")
         if status == 429:
             raise _Retry("429 rate limited", _retry_after(resp.headers.get("Retry-After")))
         if status >= 500:
@@ -284,11 +398,6 @@ class HttpClient:
                 raise ConflictError(f"Copper rejected {what}: {message}")
             raise _Retry(f"an error in a 200 answer ({message})")
         return Answer(status, body, resp.headers)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
 
 
 def _version() -> str:
@@ -380,18 +489,27 @@ class CopperBackend:
         except ValidationError as exc:
             raise ConfigError(f"{exc.message} (from {settings.source('copper.url')})",
                               exc.hint) from None
-        key, email = values.get("copper.api_key"), values.get("copper.user_email")
+        key = str(values.get("copper.api_key") or "").strip()
+        email = str(values.get("copper.user_email") or "").strip()
         if not key:
             raise ConfigError("no Copper API key", "set COPPER_API_KEY, or run "
                               "`oppcli config set copper.api_key KEY` (kept 0600)")
         if not email:
             raise ConfigError("no email for the Copper API key", "set COPPER_USER_EMAIL, or "
                               "run `oppcli config set copper.user_email you@example.com`")
-        pacer = Pacer(settings.number("copper.rate_limit"), settings.number("copper.rate_window"))
-        client = HttpClient(url, str(key), str(email), timeout=settings.number("copper.timeout"),
+        for name, text in (("copper.api_key", key), ("copper.user_email", email)):
+            if not _header_safe(text):  # never echo it: it may be the key
+                raise ConfigError(f"{name} (from {settings.source(name)}) holds characters an "
+                                  "HTTP header cannot carry (a line end, a pasted quote?)",
+                                  "set it again without them")
+        cache = LookupCache.for_settings(settings)
+        pacer = SharedPacer(cache.path.with_name(cache.path.name.replace("lookups", "pacing")),
+                            settings.number("copper.rate_limit"),
+                            settings.number("copper.rate_window"),
+                            log=lambda m: _stderr(f"debug: {m}") if debug else None)
+        client = HttpClient(url, key, email, timeout=settings.number("copper.timeout"),
                             retries=settings.number("copper.retries"),
                             backoff=settings.number("copper.backoff"), pacer=pacer, debug=debug)
-        cache = LookupCache.for_settings(settings)
         return cls(client, date_order=settings.date_order, cache=cache, refresh=refresh)
 
     def describe(self) -> str:
@@ -474,6 +592,18 @@ class CopperBackend:
             raise ServiceError(f"{what}: Copper's answer is not an opportunity")
         return normalise(body)
 
+    def _check_refs(self, fields: Mapping[str, Any]) -> None:
+        """Ids being sent must exist in the lookup tables (exit 4 like the local store, not
+        Copper's 422). Only what is sent is checked, and an id the cached tables do not know
+        refreshes them once: it may be new in Copper."""
+        lookups = self.lookups()
+        try:
+            check_refs(dict(fields), lookups)
+        except NotFoundError:
+            if not (isinstance(lookups, CopperLookups) and lookups._reload()):
+                raise
+            check_refs(dict(fields), lookups)
+
     def get(self, opp_id: int) -> Record:
         try:
             body = self.client.call("GET", f"/opportunities/{opp_id}",
@@ -490,7 +620,7 @@ class CopperBackend:
 
         check_create(payload)
         body = {k: v for k, v in payload.items() if k not in F.READ_ONLY}
-        check_refs({**body}, self.lookups())
+        self._check_refs(body)
         answer = self.client.call("POST", "/opportunities", body, idempotent=False,
                                   what="create opportunity")
         return self._record(answer.body, "create opportunity")
@@ -499,10 +629,14 @@ class CopperBackend:
         current = self._fetched.pop(opp_id, None) or self.get(opp_id)
         lookups = self.lookups()
         new = apply_changes(current, changes, lookups)
-        check_refs(new, lookups)
         body = changed_fields(current, new)
         if not body:  # nothing changes: nothing is sent
             return current
+        sent = dict(body)
+        if "pipeline_id" in body or "pipeline_stage_id" in body:  # checked as a pair
+            sent.update(pipeline_id=new.get("pipeline_id"),
+                        pipeline_stage_id=new.get("pipeline_stage_id"))
+        self._check_refs(sent)
         try:
             answer = self.client.call("PUT", f"/opportunities/{opp_id}", body,
                                       what=f"update opportunity {opp_id}")
@@ -522,7 +656,8 @@ class CopperBackend:
                 left = ", ".join(map(str, todo[n:]))
                 raise PartialFailure(
                     f"deleted {', '.join(str(r['id']) for r in done)}, then failed on {opp_id} "
-                    f"({exc}); not deleted: {left}", "run the delete again for those") from None
+                    f"({exc}); not deleted: {left}", "run the delete again for those",
+                    done=done) from None
             done.append({"id": opp_id, "is_deleted": True})
         return done
 
@@ -599,6 +734,10 @@ class CopperBackend:
                     fresh += 1
                     yield normalise(r)
                 cut = page * page_size >= self.window and len(rows) == page_size
+            if cut and keyset and not isinstance(last, int):
+                self.notice(f"warning: Copper's window of {self.window:,} results is full and its "
+                            "last record has no date_modified to continue from; the rest is "
+                            "not fetched")
             if not (cut and keyset and isinstance(last, int)):
                 return
             if fresh == 0:
@@ -662,6 +801,14 @@ def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[s
         elif new.get(name) != current.get(name):
             body[name] = new.get(name)
     return body
+
+
+def _header_safe(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(ch in text for ch in "\r\n\0")
 
 
 def _rows(body: Any) -> list[dict[str, Any]]:

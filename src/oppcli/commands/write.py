@@ -240,10 +240,20 @@ def delete(
             err("nothing deleted")
             raise typer.Exit(E.USAGE)
     ctx = STATE.output_context()  # reads lookups.json: a corrupt store fails before deleting
-    deleted = backend.delete([r["id"] for r in records])
+    try:
+        deleted = backend.delete([r["id"] for r in records])
+    except E.PartialFailure as exc:  # say on stdout what was deleted, then fail with exit 7
+        _deleted_results(exc.done, fmt, ctx)
+        raise
     err(f"deleted {len(deleted)}: " + ", ".join(str(r["id"]) for r in deleted))
-    results = ({"id": r["id"], "is_deleted": True} for r in deleted)
+    _deleted_results(deleted, fmt, ctx)
+
+
+def _deleted_results(deleted: list[dict[str, Any]], fmt: str, ctx: Any) -> None:
+    from oppcli.output import emit_many
+
     if fmt == "table":
         return
+    results = ({"id": r["id"], "is_deleted": True} for r in deleted)
     columns = ["id", "is_deleted"] if fmt in ("csv", "tsv") else None
     emit_many(results, fmt, ctx, names=columns)
