@@ -68,6 +68,8 @@ ERRORS = [
     (["search", "--assignee", "Nobody At All"], 4),
     (["search", "--company", "No Such Company"], 4),
     (["search", "--min-value", "lots"], 2),
+    (["search", "--id", "99999999999999999999"], 2),
+    (["update", "1001", "--assignee-id", "99999999999999999999"], 2),
     (["search", "--custom-field", "Region=Mars"], 2),
     (["search", "--custom-field", "Nope=1"], 4),
     (["list", "--fields", "id,nope"], 2),

@@ -105,7 +105,10 @@ def parse_int(text: str, what: str) -> int:
     raw = text.strip()
     if not re.fullmatch(r"[+-]?\d+", raw):
         raise ValidationError(f"{what} must be a whole number, got {text!r}")
-    return int(raw)
+    number = int(raw)
+    if abs(number) > 2**63 - 1:
+        raise ValidationError(f"{what} {raw} is too large", "ids and numbers fit in 64 bits")
+    return number
 
 
 def parse_number(text: str, what: str) -> int | float:
