@@ -450,6 +450,12 @@ class FakeCopper:
                 if user is None:
                     raise ApiError(404, NOT_FOUND)
                 return self._ok(user)
+            m = re.fullmatch(r"/(companies|people)/(\d+)", path)
+            if m:
+                row = next((r for r in self._table(m[1]) if r["id"] == int(m[2])), None)
+                if row is None:
+                    raise ApiError(404, NOT_FOUND)
+                return self._ok(self._person(row) if m[1] == "people" else row)
         if method == "POST":
             if path == "/users/search":
                 return self._paged(self._table("users"), self._object(body))

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from oppcli import __version__
 from oppcli import completion as C
 from oppcli import errors as E
-from oppcli.commands import read, setup, write
+from oppcli.commands import read, setup, transfer, write
 from oppcli.commands.common import PROG, STATE, err
 from oppcli.errors import OppcliError
 
@@ -159,8 +159,11 @@ app.command(rich_help_panel="Write")(write.create)
 app.command(rich_help_panel="Write")(write.update)
 app.command(rich_help_panel="Write")(write.delete)
 app.command(rich_help_panel="Read")(read.lookups)
+app.command(rich_help_panel="Bulk")(transfer.export)
+app.command("import", rich_help_panel="Bulk")(transfer.import_)
 app.add_typer(setup.config_app, name="config", rich_help_panel="Setup")
 app.add_typer(setup.auth_app, name="auth", rich_help_panel="Setup")
+app.add_typer(transfer.sync_app, name="sync", rich_help_panel="Bulk")
 
 
 def main() -> None:

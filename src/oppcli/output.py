@@ -339,6 +339,24 @@ def emit_many(records: Iterator[Record], fmt: str, ctx: Context, *,
     return write_table(records, sys.stdout, names, ctx, more=more)
 
 
+def write_many(records: Iterator[Record], fmt: str, out: IO[bytes], ctx: Context, *,
+               names: Sequence[str] | None = None, raw: bool = False) -> int:
+    """Write records to a binary file in a machine format (json, jsonl, csv, tsv), streaming:
+    constant memory whatever the count. Returns how many."""
+    if fmt == "json":
+        return write_json(records, out, names)
+    if fmt == "jsonl":
+        return write_jsonl(records, out, names)
+    import io
+
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    try:
+        return write_delimited(records, text, names, ctx, tsv=fmt == "tsv", raw=raw)
+    finally:
+        text.flush()
+        text.detach()
+
+
 def emit_one(record: Record, fmt: str, ctx: Context, *, names: Sequence[str] | None = None,
              raw: bool = False) -> None:
     """Write one record: an object in json, a line in jsonl, one row in csv/tsv."""

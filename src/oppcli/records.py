@@ -142,3 +142,21 @@ def apply_changes(current: Mapping[str, Any], changes: Mapping[str, Any], lookup
         if stage and stage.get("win_probability") is not None:
             record["win_probability"] = stage["win_probability"]
     return derive(record, lookups)
+
+
+def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The PUT body: writable fields whose value changes (None clears); custom fields by id."""
+    body: dict[str, Any] = {}
+    for fld in F.WRITABLE:
+        name = fld.name
+        if name == "custom_fields":
+            before = {cf.get("custom_field_definition_id"): cf.get("value")
+                      for cf in current.get("custom_fields") or []}
+            changed = [cf for cf in new.get("custom_fields") or []
+                       if cf.get("custom_field_definition_id") not in before
+                       or before[cf.get("custom_field_definition_id")] != cf.get("value")]
+            if changed:
+                body[name] = changed
+        elif new.get(name) != current.get(name):
+            body[name] = new.get(name)
+    return body

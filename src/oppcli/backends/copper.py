@@ -34,7 +34,7 @@ from oppcli.errors import (
     ValidationError,
 )
 from oppcli.lookups import LABELS, Lookups, _norm
-from oppcli.records import apply_changes, canonical, check_refs
+from oppcli.records import apply_changes, canonical, changed_fields, check_refs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -783,24 +783,6 @@ def normalise(record: Mapping[str, Any]) -> Record:
     for name in F.FIELD_NAMES:
         out.setdefault(name, None)
     return canonical(out)
-
-
-def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The PUT body: writable fields whose value changes (None clears); custom fields by id."""
-    body: dict[str, Any] = {}
-    for fld in F.WRITABLE:
-        name = fld.name
-        if name == "custom_fields":
-            before = {cf.get("custom_field_definition_id"): cf.get("value")
-                      for cf in current.get("custom_fields") or []}
-            changed = [cf for cf in new.get("custom_fields") or []
-                       if cf.get("custom_field_definition_id") not in before
-                       or before[cf.get("custom_field_definition_id")] != cf.get("value")]
-            if changed:
-                body[name] = changed
-        elif new.get(name) != current.get(name):
-            body[name] = new.get(name)
-    return body
 
 
 def _header_safe(text: str) -> bool:

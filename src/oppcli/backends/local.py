@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from oppcli import fields as F
-from oppcli.errors import NotFoundError, ServiceError, StoreError
+from oppcli.errors import NotFoundError, ServiceError, StoreError, UsageError
 from oppcli.lookups import Lookups, lookups_problem
 from oppcli.models import check_create, check_date_order
 from oppcli.query import NONE_ID, Query, order
@@ -471,7 +471,15 @@ class LocalStore:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             raise self._corrupt(-1, "not an opportunity") from None
 
+    def _check_writable(self) -> None:
+        mirror = self.meta.get("mirror")
+        if isinstance(mirror, dict):
+            raise UsageError(f"{self.path} is a mirror of Copper at {mirror.get('url')}, "
+                             "refreshed by `oppcli sync pull`",
+                             "change deals in Copper (--backend copper), then pull again")
+
     def create(self, payload: Mapping[str, Any]) -> Record:
+        self._check_writable()
         check_create(payload)
         lookups = self.lookups()
         with self._locked():
@@ -502,6 +510,7 @@ class LocalStore:
         return orjson.loads(line)  # type: ignore[no-any-return]
 
     def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
+        self._check_writable()
         lookups = self.lookups()
         with self._locked(), self._open_data() as f:
             found = self._locate(_read_all(f), opp_id)
@@ -519,6 +528,7 @@ class LocalStore:
         return orjson.loads(line)  # type: ignore[no-any-return]
 
     def delete(self, ids: list[int]) -> list[Record]:
+        self._check_writable()
         with self._locked(), self._open_data() as f:
             hits: list[tuple[int, int, Record]] = []
             missing: list[int] = []
@@ -542,6 +552,73 @@ class LocalStore:
                 self._write_meta()
             self._rewrite(f, [(off, ln, b"") for off, ln, _ in hits])
         return [rec for _, _, rec in hits]
+
+    # ---- a mirror of Copper (sync pull) --------------------------------------------------------
+    def merge_mirror(self, records: Mapping[int, Record], *, lookups: Mapping[str, Any],
+                     mirror: Mapping[str, Any], drop_missing: bool = False,
+                     ) -> tuple[int, int, int]:
+        """Write pulled records in (replacing those with the same id, keeping the id order),
+        then the lookup tables, then the header with the mirror's state, each atomically.
+        With drop_missing, records not pulled are removed (a full pull: they were deleted in
+        Copper). Returns (changed, added, removed)."""
+        new_lines = {rid: dump_line(r) for rid, r in records.items()}
+        changed = added = removed = 0
+        with self._locked(), self._open_data() as f:
+            data = _read_all(f)
+            tmp_fd, tmp = tempfile.mkstemp(prefix=f".{DATA}.", suffix=".tmp", dir=self.path)
+            try:
+                os.fchmod(tmp_fd, 0o600)
+                out = os.fdopen(tmp_fd, "wb", buffering=1 << 20)
+                tmp_fd = -1
+                with out:
+                    pending = sorted(new_lines)
+                    i = 0
+                    for line in data.splitlines(keepends=True):
+                        if not line.endswith(b"\n"):
+                            break  # a torn tail is left out
+                        m = _ID_AT_START.match(line)
+                        try:
+                            rid = int(m[1]) if m else int(orjson.loads(line)["id"])
+                        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                            raise self._corrupt(-1, "a line without an id") from None
+                        while i < len(pending) and pending[i] < rid:
+                            out.write(new_lines[pending[i]])
+                            added += 1
+                            i += 1
+                        if i < len(pending) and pending[i] == rid:
+                            if new_lines[rid] != line:
+                                changed += 1
+                            out.write(new_lines[rid])
+                            i += 1
+                        elif drop_missing:
+                            removed += 1
+                        else:
+                            out.write(line)
+                    for rid in pending[i:]:
+                        out.write(new_lines[rid])
+                        added += 1
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.data_path)
+            except OSError as exc:
+                raise _os_error(exc, self.data_path, "rewrite") from exc
+            finally:
+                if tmp_fd >= 0:
+                    os.close(tmp_fd)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            _fsync_dir(self.path)
+            try:
+                atomic_write(self.path / LOOKUPS, orjson.dumps(dict(lookups),
+                                                                option=orjson.OPT_INDENT_2))
+            except OSError as exc:
+                raise _os_error(exc, self.path / LOOKUPS, "write") from exc
+            self._lookups = None
+            top = max(new_lines, default=0)
+            self.meta["next_id"] = max(int(self.meta["next_id"]), top + 1)
+            self.meta["mirror"] = dict(mirror)
+            self._write_meta()
+        return changed, added, removed
 
     def _write_meta(self) -> None:
         try:
@@ -576,6 +653,7 @@ class LocalStore:
                 os.unlink(tmp)
         _fsync_dir(self.path)
 
+_ID_AT_START = re.compile(rb'^\{"id":(\d+)[,}]')
 KEEP_BYTES = 32 << 20
 CHUNK = 4 << 20
 

@@ -1,0 +1,100 @@
+"""`oppcli sync pull`: a local store that mirrors a Copper account, refreshed incrementally.
+
+The first pull copies every opportunity and the lookup tables; later pulls ask Copper only for
+what was modified since the last one (minimum_modified_date, sorted by date_modified, on the
+server), re-reading an overlap so records sharing a timestamp are not missed. Companies and
+people are fetched by id, only those the deals refer to and the mirror lacks. Copper's search
+cannot show deletions: `--full` pulls everything again and drops what is gone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oppcli.errors import NotFoundError, StoreError
+from oppcli.query import Query
+
+OVERLAP = 60
+
+
+@dataclass
+class PullResult:
+    path: Path
+    pulled: int
+    changed: int
+    added: int
+    removed: int
+    first: bool
+    requests: int
+
+
+def pull(copper: Any, path: Path, *, date_order: str, full: bool = False,
+         notice: Any = None) -> PullResult:
+    from oppcli.backends.local import LocalStore
+
+    started = int(time.time())
+    identity = {"source": "copper", "url": copper.client.base,
+                "user_email": copper.client.session.headers.get("X-PW-UserEmail")}
+    store: LocalStore | None = None
+    since: int | None = None
+    if LocalStore.exists(path):
+        store = LocalStore.open(path)
+        mirror = store.meta.get("mirror")
+        if not isinstance(mirror, dict):
+            raise StoreError(f"{path} is a local store, not a mirror made by `oppcli sync pull`",
+                             "pull into another --store path (sync never overwrites local work)")
+        if (mirror.get("url"), mirror.get("user_email")) != (identity["url"],
+                                                             identity["user_email"]):
+            raise StoreError(f"{path} mirrors {mirror.get('url')} as {mirror.get('user_email')}",
+                             "pull into another --store path")
+        high = mirror.get("high_water")
+        if not full and isinstance(high, int):
+            since = high - OVERLAP
+    tables, _ = copper.lookup_tables(refresh=True)
+    query = Query(sort_by="date_modified", descending=False, modified_min=since)
+    records: dict[int, dict[str, Any]] = {}
+    high_water = None
+    for r in copper.search(query):
+        records[int(r["id"])] = r
+        stamp = r.get("date_modified")
+        if isinstance(stamp, int) and (high_water is None or stamp > high_water):
+            high_water = stamp
+    old = store.lookups().to_dict() if store is not None else {}
+    tables = dict(tables)
+    for table, key in (("companies", "company_id"), ("people", "primary_contact_id")):
+        known = {row["id"]: row for row in old.get(table) or []}
+        wanted = {int(r[key]) for r in records.values() if isinstance(r.get(key), int)}
+        for ident in sorted(wanted - set(known)):
+            row = _fetch(copper, table, ident)
+            if row is not None:
+                known[ident] = row
+        tables[table] = sorted(known.values(), key=lambda row: row["id"])
+    if store is None:
+        store = LocalStore.create_store(path, lookups=tables, date_order=date_order)
+    previous = store.meta.get("mirror") or {}
+    if high_water is None:
+        high_water = previous.get("high_water")
+    mirror = {**identity, "high_water": high_water, "pulled_at": started,
+              "full_pull_at": started if (full or since is None) else previous.get("full_pull_at")}
+    changed, added, removed = store.merge_mirror(records, lookups=tables, mirror=mirror,
+                                                 drop_missing=full)
+    return PullResult(path, len(records), changed, added, removed, since is None and not full,
+                      copper.client.requests_sent)
+
+
+def _fetch(copper: Any, table: str, ident: int) -> dict[str, Any] | None:
+    from oppcli.backends.copper import _person
+
+    try:
+        row = copper.client.call("GET", f"/{table}/{ident}", what=f"GET {table} {ident}").body
+    except NotFoundError:
+        return None
+    if not isinstance(row, dict) or not isinstance(row.get("id"), int):
+        return None
+    if table == "people":
+        return _person(row)
+    return {"id": row["id"], "name": str(row.get("name") or "")}
+

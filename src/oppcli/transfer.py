@@ -1,0 +1,364 @@
+"""Moving records in and out in bulk: atomic output files, the incremental-export state, and
+reading import files (JSON, JSON Lines, the CSV that export writes) back into payloads.
+
+No backend I/O here: the commands (commands/transfer.py) call the backend; this module owns
+the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import re
+import signal
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import orjson
+
+from oppcli import fields as F
+from oppcli.errors import ConfigError, UsageError, ValidationError
+from oppcli.lookups import Lookups
+from oppcli.output import CF_PREFIX, TAG_SEPARATOR
+
+STATE_FORMAT = "oppcli-export-state"
+DEFAULT_OVERLAP = 60  # seconds re-read before the high-water mark on each incremental run
+_DURATION = re.compile(r"(\d+)\s*([smhdw])", re.I)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+# ---- --since DATE|DURATION -------------------------------------------------------------------
+def parse_since(text: str, now: float | None = None) -> int:
+    """Unix seconds: a duration back from now ("24h", "7d", "1d12h", "90m", "2w") or a date
+    (YYYY-MM-DD, UTC) or an ISO date-time."""
+    from oppcli.models import parse_filter_time
+
+    raw = text.strip()
+    if raw and _DURATION.sub("", raw).strip() == "" and _DURATION.search(raw):
+        seconds = sum(int(n) * _UNITS[u.lower()] for n, u in _DURATION.findall(raw))
+        return int((time.time() if now is None else now) - seconds)
+    try:
+        return parse_filter_time(raw)
+    except ValidationError:
+        raise ValidationError(f"cannot read --since {text!r}",
+                              "give a duration (24h, 7d, 90m, 2w) or a date (YYYY-MM-DD, UTC) "
+                              "or an ISO date-time") from None
+
+
+# ---- files that appear whole or not at all ----------------------------------------------------
+class _Terminated(Exception):
+    """SIGTERM arrived: unwind, so the temporary file is removed."""
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM (cron's timeout, systemd, kill) into an exception while the block runs, so
+    `finally` clauses remove temporary files; then exit 143 like a killed process."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    except _Terminated:
+        raise SystemExit(143) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.oppcli-"
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Temporary files a killed run (SIGKILL, power cut) left beside PATH, if their process is
+    gone."""
+    with contextlib.suppress(OSError):
+        for old in path.parent.glob(_tmp_prefix(path) + "*.tmp"):
+            m = re.search(r"-(\d+)-[^.]*\.tmp$", old.name)
+            if m and _alive(int(m[1])):
+                continue
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that replaces PATH only when the block succeeds: written to a temporary
+    file in the same directory (owner-only), fsynced, then renamed over PATH. A failed, killed
+    or interrupted run leaves the previous PATH untouched and never a partial one."""
+    from oppcli.backends.local import _fsync_dir
+
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    remove_stale_temps(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}-", suffix=".tmp",
+                                   dir=directory)
+    except OSError as exc:
+        raise ConfigError(f"cannot write in {directory}: {exc.strerror}",
+                          "check the directory exists and is writable") from exc
+    done = False
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        done = True
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}",
+                          "the previous file, if any, is unchanged") from exc
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_output(path) as out:
+        out.write(data)
+
+
+# ---- the incremental-export state ----------------------------------------------------------------
+@dataclass
+class ExportState:
+    """What the last successful export reached: the highest date_modified, and the records
+    modified within the overlap before it (id -> date_modified), which the next run re-reads
+    but does not export again unless they changed."""
+
+    source: str
+    high_water: int | None = None
+    recent: dict[int, int] = field(default_factory=dict)
+    overlap: int = DEFAULT_OVERLAP
+
+    @classmethod
+    def load(cls, path: Path, source: str, overlap: int) -> ExportState:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return cls(source=source, overlap=overlap)
+        except OSError as exc:
+            raise ConfigError(f"cannot read state file {path}: {exc.strerror}") from exc
+        try:
+            doc = orjson.loads(raw)
+            if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+                raise ValueError("not an oppcli export state")
+            high = doc.get("high_water")
+            recent = {int(k): int(v) for k, v in (doc.get("recent") or {}).items()}
+            if high is not None and not isinstance(high, int):
+                raise ValueError("bad high_water")
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"state file {path} is damaged ({exc})",
+                              "remove it to export everything again, or restore it") from None
+        if doc.get("source") != source:
+            raise ConfigError(f"state file {path} belongs to {doc.get('source')}, not {source}",
+                              "use one state file per backend and store")
+        return cls(source=source, high_water=high, recent=recent, overlap=overlap)
+
+    def since(self) -> int | None:
+        return None if self.high_water is None else self.high_water - self.overlap
+
+    def seen(self, record: Mapping[str, Any]) -> bool:
+        """Exported by an earlier run and not modified since."""
+        rid = record.get("id")
+        return isinstance(rid, int) and self.recent.get(rid) == record.get("date_modified")
+
+    def advance(self, record: Mapping[str, Any]) -> None:
+        stamp = record.get("date_modified")
+        rid = record.get("id")
+        if not isinstance(stamp, int) or not isinstance(rid, int):
+            return
+        if self.high_water is None or stamp > self.high_water:
+            self.high_water = stamp
+        self.recent[rid] = stamp
+
+    def save(self, path: Path) -> None:
+        floor = (self.high_water or 0) - self.overlap
+        recent = {str(k): v for k, v in sorted(self.recent.items()) if v >= floor}
+        doc = {"format": STATE_FORMAT, "version": 1, "source": self.source,
+               "high_water": self.high_water, "overlap": self.overlap, "recent": recent,
+               "saved_at": int(time.time())}
+        atomic_write_bytes(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+# ---- reading import files ------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One input row: where it is (for messages), its raw form (for the failed-rows file), and
+    the values it holds (None when it could not be read)."""
+
+    where: str
+    raw: Any
+    values: dict[str, Any] | None
+    error: str | None = None
+
+
+@dataclass
+class InputFile:
+    fmt: str  # json, jsonl or csv
+    rows: list[Row]
+    header: list[str] = field(default_factory=list)  # csv
+
+
+def detect_format(name: str, data: bytes) -> str:
+    low = name.lower()
+    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"),
+                     (".csv", "csv")):
+        if low.endswith(ext):
+            return fmt
+    head = data.lstrip()[:1]
+    if head == b"[":
+        return "json"
+    if head == b"{":
+        return "jsonl"
+    return "csv"
+
+
+def read_input(data: bytes, fmt: str) -> InputFile:
+    """Rows of an import file. A file that cannot be read at all is a UsageError; a row that
+    cannot be read becomes a Row with an error (it fails alone)."""
+    if fmt == "json":
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(f"the input is not valid JSON ({exc})",
+                                  "check it with jq ., or give --format") from None
+        if isinstance(doc, dict):
+            doc = [doc]
+        if not isinstance(doc, list):
+            raise ValidationError("the JSON input must be an array of opportunities")
+        return InputFile("json", [_json_row(f"item {i}", item) for i, item in enumerate(doc, 1)])
+    if fmt == "jsonl":
+        rows = []
+        for n, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                rows.append(Row(f"line {n}", line, None, f"not valid JSON ({exc})"))
+                continue
+            rows.append(_json_row(f"line {n}", item, raw=line))
+        return InputFile("jsonl", rows)
+    if fmt == "csv":
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("the CSV input is not UTF-8", "save it as UTF-8") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = next(reader)
+        except StopIteration:
+            return InputFile("csv", [], [])
+        except csv.Error as exc:
+            raise ValidationError(f"cannot read the CSV header ({exc})") from None
+        header = [h.strip() for h in header]
+        rows = []
+        try:
+            for cells in reader:
+                where = f"line {reader.line_num}"
+                if not any(c.strip() for c in cells):
+                    continue
+                if len(cells) != len(header):
+                    rows.append(Row(where, cells, None, f"{len(cells)} cells for "
+                                    f"{len(header)} columns"))
+                    continue
+                rows.append(Row(where, cells, dict(zip(header, cells, strict=True))))
+        except csv.Error as exc:
+            raise ValidationError(f"cannot read the CSV at line {reader.line_num} ({exc})") from None
+        return InputFile("csv", rows, header)
+    raise UsageError(f"unknown input format {fmt!r}", "valid: json, jsonl, csv")
+
+
+def _json_row(where: str, item: Any, raw: bytes | None = None) -> Row:
+    if not isinstance(item, dict):
+        return Row(where, raw if raw is not None else item, None, "not a JSON object")
+    return Row(where, raw if raw is not None else item, item)
+
+
+def failed_rows_bytes(source: InputFile, failed: list[Row]) -> bytes:
+    """The failed rows in the input's own format, so the file can be imported again."""
+    if source.fmt == "csv":
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf, lineterminator="\r\n")
+        writer.writerow(source.header)
+        for row in failed:
+            writer.writerow(row.raw)
+        return buf.getvalue().encode("utf-8")
+    if source.fmt == "jsonl":
+        return b"".join((r.raw if isinstance(r.raw, bytes) else orjson.dumps(r.raw)) + b"\n"
+                        for r in failed)
+    return orjson.dumps([r.raw for r in failed], option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
+                ) -> tuple[int | None, dict[str, Any]]:
+    """(id, payload) from a CSV row with export's columns. Read-only columns are ignored;
+    an empty cell is null; tags split on ";"; cf:NAME columns hold option names, ISO dates,
+    true/false, numbers or text. Unknown columns are an error (a typo would lose data)."""
+    from oppcli.models import cf_from_text, from_text, parse_int
+
+    payload: dict[str, Any] = {}
+    custom: list[dict[str, Any]] = []
+    opp_id: int | None = None
+    for column, cell in values.items():
+        text = cell.strip()
+        if column.startswith(CF_PREFIX):
+            defn = lookups.custom_field(column[len(CF_PREFIX):])
+            value = cf_from_text(defn, text, lookups, date_order) if text else None
+            custom.append({"custom_field_definition_id": defn["id"], "value": value})
+            continue
+        fld = F.BY_NAME.get(column)
+        if fld is None:
+            raise ValidationError(f"unknown column {column!r}",
+                                  "columns are field names and cf:NAME for custom fields")
+        if column == "id":
+            opp_id = parse_int(text, "id") if text else None
+            continue
+        if not fld.writable or column == "custom_fields":
+            continue  # derived or read-only: Copper owns them
+        if column == "tags":
+            payload["tags"] = [t.strip() for t in text.split(TAG_SEPARATOR) if t.strip()]
+            continue
+        if not text and not fld.nullable:
+            continue  # an empty name or status: left as it is (or Copper's default)
+        # The close date is in the backend's order, as export wrote it (ISO also works).
+        payload[column] = from_text(fld, text, date_order, date_order) if text else None
+    if custom:
+        payload["custom_fields"] = custom
+    return opp_id, payload
+
+
+def json_payload(values: Mapping[str, Any], lookups: Lookups, date_order: str,
+                 ) -> tuple[int | None, dict[str, Any]]:
+    """(id, payload) from an object in the API's shape (what export and show -o json write)."""
+    from oppcli.models import payload_from_json
+
+    raw_id = values.get("id")
+    if raw_id is not None and (not isinstance(raw_id, int) or isinstance(raw_id, bool)):
+        raise ValidationError(f"id must be a whole number, got {raw_id!r}")
+    return raw_id, payload_from_json(dict(values), lookups, date_order)
