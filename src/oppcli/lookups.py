@@ -166,9 +166,8 @@ class Lookups:
             # left nothing: list the stages the name could have meant, not "no stages".
             similar = [s for s in self.stages if not pipes or s["pipeline_id"] in pipes] or self.stages
         if not similar:
-            plural = "companies" if label == "company" else ("people" if label == "person"
-                                                          else f"{label}s")
-        raise NotFoundError(f"no {label} named {raw!r}", f"this backend has no {plural}")
+            plural = {"company": "companies", "person": "people"}.get(label, f"{label}s")
+            raise NotFoundError(f"no {label} named {raw!r}", f"this backend has no {plural}")
         listed = "; ".join(self._describe(table, r) for r in similar[:MAX_CANDIDATES])
         more = f" and {len(similar) - MAX_CANDIDATES} more" if len(similar) > MAX_CANDIDATES else ""
         raise NotFoundError(f"no {label} named {raw!r}", f"candidates: {listed}{more}")
