@@ -194,7 +194,17 @@ class ExportState:
             return
         if self.high_water is None or stamp > self.high_water:
             self.high_water = stamp
-        self.recent[rid] = stamp
+        if stamp >= self.high_water - self.overlap:
+            self.recent[rid] = stamp
+            if len(self.recent) > self._prune_at:  # records arrive in any order: keep only
+                self._prune()                       # those near the high-water mark
+
+    _prune_at = 10_000
+
+    def _prune(self) -> None:
+        floor = (self.high_water or 0) - self.overlap
+        self.recent = {k: v for k, v in self.recent.items() if v >= floor}
+        self._prune_at = max(10_000, 2 * len(self.recent))
 
     def save(self, path: Path) -> None:
         floor = (self.high_water or 0) - self.overlap

@@ -462,6 +462,8 @@ class CopperLookups(Lookups):
 # ---- the backend --------------------------------------------------------------------------------
 class CopperBackend:
     name = "copper"
+    # The order export streams in: Copper pages a date_modified-sorted search on the server.
+    stream_order = ("date_modified", False)
 
     def __init__(self, client: HttpClient, *, date_order: str = "MDY",
                  cache: LookupCache | None = None, refresh: bool = False,

@@ -111,6 +111,9 @@ def _os_error(exc: OSError, path: Path, doing: str) -> StoreError:
 
 
 class LocalStore:
+    # The order export streams in: the file's own, so memory stays constant at any size.
+    stream_order = ("id", False)
+
     """The Backend for a store directory."""
 
     name = "local"

@@ -91,8 +91,9 @@ def export(
 ) -> None:
     """Export opportunities for other tools: streamed, atomic, incremental; quiet in cron.
 
-    Takes search's filters. Records come in date_modified order, oldest first. CSV has a fixed
-    column order (the fields, then one cf:NAME column per custom field), tags joined by ";".
+    Takes search's filters. Records stream in the backend's order (the local store's id order;
+    on Copper, oldest modification first). CSV has a fixed column order (the fields, custom
+    fields as one cf:NAME column each), tags joined by ";".
 
     Example: oppcli export --state-file ~/.deals.state -o csv --output-file deals.csv
     """
@@ -114,11 +115,15 @@ def export(
         since_ts = state.since()  # the state decides after the first run
     if since_ts is not None:
         query.modified_min = max(since_ts, query.modified_min or since_ts)
-    query.sort_by, query.descending = "date_modified", False
+    query.sort_by, query.descending = getattr(backend, "stream_order", ("date_modified", False))
     ctx = STATE.output_context()
     progress = _Progress("exporting")
+    search_raw = getattr(backend, "search_raw", None)
 
-    def records() -> Iterator[dict[str, Any]]:
+    def records() -> Iterator[Any]:
+        if state is None and names is None and fmt in ("json", "jsonl") and search_raw:
+            yield from search_raw(query)  # the stored bytes, unparsed
+            return
         for r in backend.search(query):
             if state is not None:
                 if state.seen(r):
