@@ -21,7 +21,7 @@ END = "<!-- END COMMAND REFERENCE -->"
 COMMANDS = [(), ("init",), ("list",), ("search",), ("show",), ("create",), ("update",),
             ("delete",), ("lookups",), ("config",), ("config", "show"), ("config", "get"),
             ("config", "set"), ("config", "unset"), ("config", "path"), ("auth",), ("auth", "check"),
-            ("export",), ("import",), ("sync",), ("sync", "pull")]
+            ("export",), ("import",), ("sync",), ("sync", "pull"), ("history",), ("undo",)]
 
 
 def oppcli() -> str:

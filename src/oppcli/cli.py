@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from oppcli import __version__
 from oppcli import completion as C
 from oppcli import errors as E
-from oppcli.commands import read, setup, transfer, write
+from oppcli.commands import history, read, setup, transfer, write
 from oppcli.commands.common import PROG, STATE, err
 from oppcli.errors import OppcliError
 
@@ -158,6 +158,8 @@ app.command(rich_help_panel="Read")(read.show)
 app.command(rich_help_panel="Write")(write.create)
 app.command(rich_help_panel="Write")(write.update)
 app.command(rich_help_panel="Write")(write.delete)
+app.command(rich_help_panel="Write")(history.undo)
+app.command(rich_help_panel="Read")(history.history)
 app.command(rich_help_panel="Read")(read.lookups)
 app.command(rich_help_panel="Bulk")(transfer.export)
 app.command("import", rich_help_panel="Bulk")(transfer.import_)

@@ -128,7 +128,28 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(f"config {path}: [profiles] must hold tables like [profiles.default]",
                           "fix it by hand or remove it")
+    _check_private(path, profiles)
     return doc
+
+
+def _check_private(path: Path, profiles: Mapping[str, Any]) -> None:
+    """A config file holding an API key must be readable by its owner only."""
+    holds_key = any(isinstance(p.get("copper"), dict) and p["copper"].get("api_key")
+                    for p in profiles.values())
+    if not holds_key:
+        return
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    if st.st_mode & 0o077:
+        raise ConfigError(f"config {path} holds a Copper API key and others can read it "
+                          f"(mode {st.st_mode & 0o777:04o})",
+                          f"run `chmod 600 {path}` (oppcli writes it 0600); the key may have "
+                          "been seen: consider replacing it")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise ConfigError(f"config {path} holds a Copper API key and belongs to another user",
+                          "use your own config (OPPCLI_CONFIG_DIR) or fix its owner")
 
 
 def _flatten(profile: Mapping[str, Any]) -> dict[str, Any]:

@@ -464,6 +464,7 @@ class CopperBackend:
     name = "copper"
     # The order export streams in: Copper pages a date_modified-sorted search on the server.
     stream_order = ("date_modified", False)
+    last_before: Record | None = None  # the record as it was before the last update
 
     def __init__(self, client: HttpClient, *, date_order: str = "MDY",
                  cache: LookupCache | None = None, refresh: bool = False,
@@ -629,6 +630,7 @@ class CopperBackend:
 
     def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
         current = self._fetched.pop(opp_id, None) or self.get(opp_id)
+        self.last_before = current
         lookups = self.lookups()
         new = apply_changes(current, changes, lookups)
         body = changed_fields(current, new)
@@ -660,7 +662,8 @@ class CopperBackend:
                     f"deleted {', '.join(str(r['id']) for r in done)}, then failed on {opp_id} "
                     f"({exc}); not deleted: {left}", "run the delete again for those",
                     done=done) from None
-            done.append({"id": opp_id, "is_deleted": True})
+            # The record as the command fetched it before deleting (for the audit log).
+            done.append(self._fetched.pop(opp_id, {}) or {"id": opp_id})
         return done
 
     def _delete_one(self, opp_id: int) -> None:

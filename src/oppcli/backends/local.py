@@ -113,6 +113,7 @@ def _os_error(exc: OSError, path: Path, doing: str) -> StoreError:
 class LocalStore:
     # The order export streams in: the file's own, so memory stays constant at any size.
     stream_order = ("id", False)
+    last_before: Record | None = None  # the record as it was before the last update
 
     """The Backend for a store directory."""
 
@@ -521,6 +522,7 @@ class LocalStore:
                 raise NotFoundError(f"no opportunity with id {opp_id}",
                                     "`oppcli list` or `oppcli search` shows the ids")
             offset, length, current = found
+            self.last_before = current
             record = apply_changes(current, changes, lookups)
             check_refs(record, lookups)
             if canonical(record) == canonical(current):  # nothing changes: nothing is written

@@ -46,9 +46,14 @@ class State:
 
     def backend(self) -> Backend:
         if self._backend is None:
+            from oppcli.audit import Audited, AuditLog, audit_path
             from oppcli.backends.base import open_backend
 
-            self._backend = open_backend(self.settings(), debug=self.debug, refresh=self.refresh)
+            settings = self.settings()
+            inner = open_backend(settings, debug=self.debug, refresh=self.refresh)
+            log = AuditLog(audit_path(), backend=inner.name, where=inner.describe(),
+                           profile=settings.profile)
+            self._backend = Audited(inner, log)  # type: ignore[assignment]
         return self._backend
 
     def output_context(self) -> Context:

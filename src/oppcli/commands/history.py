@@ -1,0 +1,226 @@
+"""history and undo: the audit log of changes made through oppcli, and taking one back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from oppcli import errors as E
+from oppcli.commands.common import STATE, emit_record, err, output_format
+from oppcli.errors import UsageError
+
+Entry = dict[str, Any]
+
+
+def _log() -> Any:
+    """The audit log of the selected backend (its entries are filtered to it)."""
+    backend: Any = STATE.backend()
+    return backend.log
+
+
+def _mine(entry: Entry, log: Any) -> bool:
+    return bool(entry.get("backend") == log.backend and entry.get("where") == log.where)
+
+
+def history(
+    opportunity: Annotated[Optional[int], typer.Argument(
+        help="Only changes to this opportunity id.", metavar="ID")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", min=1, help="At most N entries, newest first.", metavar="N")] = 20,
+    everywhere: Annotated[bool, typer.Option(
+        "--all-backends", help="Also changes made on other backends and stores.")] = False,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", help="table, json or jsonl (json: whole entries, with the records "
+        "before and after). Default: table on a terminal, json when piped.",
+        metavar="FORMAT")] = None,
+) -> None:
+    """Show the changes made through oppcli (the audit log), newest first.
+
+    Every create, update, delete, import row and undo is recorded with when, the backend and
+    profile, and the record before and after. `oppcli undo AUDIT_ID` takes one back.
+
+    Example: oppcli history 1001 -n 5
+    """
+    import orjson
+
+    from oppcli.audit import changed_keys
+
+    fmt = output_format(output, ("table", "json", "jsonl"))
+    log = _log()
+    entries = [e for e in log.entries() if (everywhere or _mine(e, log))
+               and (opportunity is None or e.get("id") == opportunity)]
+    entries = entries[::-1][:limit]
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if fmt == "jsonl":
+        for e in entries:
+            sys.stdout.write(orjson.dumps(e).decode() + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"changes on {log.where}" if not everywhere else "changes",
+                  title_justify="left")
+    for col in ("audit id", "when (UTC)", "change", "opportunity", "fields", "profile"):
+        table.add_column(col)
+    for e in entries:
+        when = dt.datetime.fromtimestamp(float(e.get("at") or 0), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        change = str(e.get("op")) + (f" (undo of {e['undo_of']})" if e.get("undo_of") else "")
+        rec = e.get("after") or e.get("before") or {}
+        name = f"{e.get('id')} {rec.get('name', '')}".strip()
+        fields = ", ".join(changed_keys(e.get("before"), e.get("after")))
+        table.add_row(str(e.get("audit_id")), when, change, name, fields, str(e.get("profile")))
+    console = Console(highlight=False)
+    if not entries:
+        console.print("No changes recorded.", style="dim")
+        return
+    console.print(table)
+
+
+def undo(
+    audit_id: Annotated[Optional[str], typer.Argument(
+        help="The change to take back (from `oppcli history`); default: the latest change on "
+        "this backend that was not undone yet.", metavar="AUDIT_ID")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Undo even though the opportunity changed since (those later "
+        "changes to the same fields are lost).")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask before an undo that deletes (undoing a create); "
+        "required without a terminal.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done.")] = False,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", help="table or json: the opportunity as restored.",
+        metavar="FORMAT")] = None,
+) -> None:
+    """Take back a change: restore an updated or deleted opportunity, or delete a created one.
+
+    An update is reverted field by field; a deleted opportunity comes back through create
+    (with a new id, which is said); a create is undone by deleting it. Refuses (exit 6) when
+    the opportunity changed since, unless --force.
+
+    Example: oppcli undo            # the latest change
+    """
+    fmt = output_format(output, ("table", "json"))
+    backend: Any = STATE.backend()  # the Audited backend
+    log = backend.log
+    entries = list(log.entries())
+    undone = {e.get("undo_of") for e in entries if e.get("undo_of")}
+    mine = [e for e in entries if _mine(e, log)]
+    if audit_id is None:
+        candidates = [e for e in mine if e["audit_id"] not in undone and not e.get("undo_of")]
+        if not candidates:
+            raise E.NotFoundError(f"nothing to undo on {log.where}",
+                                  "`oppcli history` lists the changes")
+        entry = candidates[-1]
+    else:
+        found = [e for e in entries if e.get("audit_id") == audit_id.strip()]
+        if not found:
+            raise E.NotFoundError(f"no change {audit_id!r} in the audit log",
+                                  "`oppcli history` lists the changes and their audit ids")
+        entry = found[-1]
+        if not _mine(entry, log):
+            raise UsageError(f"change {audit_id} was made on {entry.get('where')}, not "
+                             f"{log.where}", "select that backend or store (--backend, "
+                             "--store, --profile) and undo again")
+        if entry["audit_id"] in undone and not force:
+            raise E.ConflictError(f"change {audit_id} was already undone",
+                                  "--force undoes it again")
+    op = entry["op"]
+    backend.undo_of = entry["audit_id"]
+    if op == "update":
+        record = _undo_update(backend, entry, force, dry_run)
+    elif op == "delete":
+        record = _undo_delete(backend, entry, dry_run)
+    elif op == "create":
+        _undo_create(backend, entry, force, yes, dry_run)
+        return
+    else:
+        raise UsageError(f"cannot undo a {op!r} entry")
+    if record is not None:
+        emit_record(record, fmt, None, False)
+
+
+def _undo_update(backend: Any, entry: Entry, force: bool, dry_run: bool) -> Any:
+    from oppcli.audit import changed_keys
+
+    opp_id = int(entry["id"])
+    before, after = entry.get("before") or {}, entry.get("after") or {}
+    keys = changed_keys(before, after)
+    current = backend.get(opp_id)
+    drift = [k for k in keys if _value(current, k) != _value(after, k)]
+    if drift and not force:
+        raise E.ConflictError(f"opportunity {opp_id} changed since {entry['audit_id']} "
+                              f"({', '.join(drift)})", "--force restores the old values anyway")
+    changes: dict[str, Any] = {}
+    custom = []
+    for k in keys:
+        if k.startswith("cf:"):
+            ident = int(k[3:]) if k[3:].lstrip("-").isdigit() else k[3:]
+            custom.append({"custom_field_definition_id": ident, "value": _value(before, k)})
+        else:
+            changes[k] = before.get(k)
+    if custom:
+        changes["custom_fields"] = custom
+    if dry_run:
+        err(f"would restore {', '.join(keys)} of opportunity {opp_id} (dry run: nothing changed)")
+        return None
+    record = backend.update(opp_id, changes)
+    err(f"undid {entry['audit_id']}: restored {', '.join(keys)} of opportunity {opp_id}")
+    return record
+
+
+def _undo_delete(backend: Any, entry: Entry, dry_run: bool) -> Any:
+    from oppcli import fields as F
+
+    before = dict(entry.get("before") or {})
+    old_id = before.get("id")
+    if not before.get("name"):
+        raise E.ConflictError(f"change {entry['audit_id']} does not hold the deleted record",
+                              "it cannot be restored from the log")
+    payload = {k: v for k, v in before.items() if k in F.BY_NAME and k not in F.READ_ONLY}
+    if dry_run:
+        err(f"would create opportunity {old_id} {before.get('name')!r} again, with a new id "
+            "(dry run: nothing changed)")
+        return None
+    record = backend.create(payload)
+    note = "" if record["id"] == old_id else f" as {record['id']} (a new id: the backend " \
+        "assigns ids)"
+    err(f"undid {entry['audit_id']}: restored deleted opportunity {old_id}{note}")
+    return record
+
+
+def _undo_create(backend: Any, entry: Entry, force: bool, yes: bool, dry_run: bool) -> None:
+    from oppcli.audit import changed_keys
+
+    opp_id = int(entry["id"])
+    current = backend.get(opp_id)
+    drift = changed_keys(entry.get("after"), current)
+    if drift and not force:
+        raise E.ConflictError(f"opportunity {opp_id} changed since it was created "
+                              f"({', '.join(drift)})", "--force deletes it anyway")
+    if dry_run:
+        err(f"would delete opportunity {opp_id} {current.get('name')!r} (dry run)")
+        return
+    if not yes:
+        if not (sys.stdin and sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError(f"undoing {entry['audit_id']} deletes opportunity {opp_id}",
+                             "add --yes to do it from a script")
+        if not typer.confirm(f"Delete opportunity {opp_id} {current.get('name')!r}?",
+                             default=False, err=True):
+            err("nothing undone")
+            raise typer.Exit(E.USAGE)
+    backend.delete([opp_id])
+    err(f"undid {entry['audit_id']}: deleted opportunity {opp_id}")
+
+
+def _value(record: Any, key: str) -> Any:
+    if key.startswith("cf:"):
+        for cf in (record or {}).get("custom_fields") or []:
+            if str(cf.get("custom_field_definition_id")) == key[3:]:
+                return cf.get("value")
+        return None
+    return (record or {}).get(key)
