@@ -186,6 +186,13 @@ def test_parallel_writer_processes_lose_nothing_and_never_reuse_an_id(sample, tm
     assert set(tags) <= shared_tags, "a read-modify-write lost another process's tag"
     assert temp_files(sample) == []
 
+    # The audit log, appended to by every process at once, holds one whole entry per write.
+    audit = [orjson.loads(line) for line in
+             (Path(os.environ["OPPCLI_CONFIG_DIR"]) / "audit.jsonl").read_bytes().splitlines()]
+    assert sorted(e["id"] for e in audit if e["op"] == "create") == sorted(told)
+    assert sorted(e["id"] for e in audit if e["op"] == "delete") == sorted(deleted)
+    assert sum(e["op"] == "update" and e["id"] == 1001 for e in audit) == len(tags)
+
     # The id the store will hand out next is above every id it ever handed out, deleted or not.
     meta = orjson.loads((sample / META).read_bytes())
     top = max(SAMPLE_IDS | set(told))
