@@ -19,7 +19,7 @@ import orjson
 from oppcli import errors as E
 from oppcli.errors import OppcliError, PartialFailure, UsageError
 from oppcli.query import Query
-from oppcli.records import apply_changes, changed_fields
+from oppcli.records import apply_changes, changed_fields, check_refs
 from oppcli.transfer import (
     InputFile,
     Row,
@@ -61,12 +61,17 @@ def run(data: bytes, name: str, *, fmt: str | None, match: str, on_conflict: str
     source = read_input(data, fmt)
     if not source.rows:
         raise UsageError(f"{'stdin' if name == '-' else name} holds no rows to import")
+    backend.check_writable()  # a read-only mirror: refused before any row
     importer = Importer(backend, match=match, on_conflict=on_conflict, dry_run=dry_run,
                         fmt=source.fmt)
     results: list[Result] = []
     started = time.time()
-    for row in source.rows:
-        result = importer.one(row, started)
+    for n, row in enumerate(source.rows):
+        try:
+            result = importer.one(row, started)
+        except (E.ServiceError, E.ConfigError) as exc:
+            # Copper is down or refuses the key: every other row would fail the same way.
+            _stop(exc, source, source.rows[n:], results, name, failed_rows, dry_run)
         results.append(result)
         if report == "text":
             print(f"oppcli: {result.line()}", file=sys.stderr)
@@ -99,6 +104,22 @@ def _finish(results: list[Result], source: InputFile, name: str, failed_rows: Pa
                          f"in {path}", f"fix them and run `oppcli import {path}`")
 
 
+def _stop(exc: OppcliError, source: InputFile, left: list[Row], results: list[Result],
+          name: str, failed_rows: Path | None, dry_run: bool) -> None:
+    """End the import at a failure that is not the row's fault: keep every row not imported
+    (and the rows that failed before) for the next run, and fail with the error's own code."""
+    where = left[0].where
+    failed = [r.row for r in results if r.action in ("failed", "would fail")] + left
+    done = len(results) - sum(r.action in ("failed", "would fail") for r in results)
+    if dry_run:
+        raise type(exc)(f"{exc.message} (stopped at {where}; dry run, nothing changed)", exc.hint)
+    path = failed_rows or _failed_path(name, source.fmt)
+    atomic_write_bytes(path, failed_rows_bytes(source, failed))
+    raise type(exc)(f"{exc.message}; stopped at {where} after {done} rows: the {len(failed)} "
+                    f"rows not imported are in {path}", f"run `oppcli import {path}` when it "
+                    "works again") from None
+
+
 def _failed_path(name: str, fmt: str) -> Path:
     if name == "-":
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -129,8 +150,20 @@ class Importer:
             if existing is None:
                 return self._create(row, payload, started)
             return self._conflict(row, existing, payload)
+        except (E.ServiceError, E.ConfigError) as exc:
+            if "may or may not" in exc.message:
+                return Result(row, fail, detail=str(exc))
+            raise  # not this row's fault: the import stops
         except OppcliError as exc:
             return Result(row, fail, detail=str(exc))
+
+    def _check_refs(self, fields: Record) -> None:
+        """Ids must exist, as the real write will check (Copper refreshes stale tables once)."""
+        own = getattr(self.backend, "_check_refs", None)
+        if own is not None:
+            own(fields)
+        else:
+            check_refs(fields, self.lookups)
 
     def _payload(self, values: dict[str, Any]) -> tuple[int | None, Record]:
         if self.fmt == "csv":
@@ -161,6 +194,7 @@ class Importer:
 
         check_create(payload)
         if self.dry_run:
+            self._check_refs({k: v for k, v in payload.items() if v is not None})
             return Result(row, "would create")
         try:
             record = self.backend.create(payload)
@@ -199,6 +233,11 @@ class Importer:
             return Result(row, "unchanged", opp_id)
         fields = ", ".join(diff)
         if self.dry_run:
+            sent = dict(diff)
+            if "pipeline_id" in diff or "pipeline_stage_id" in diff:
+                sent.update(pipeline_id=new.get("pipeline_id"),
+                            pipeline_stage_id=new.get("pipeline_stage_id"))
+            self._check_refs(sent)
             return Result(row, "would update", opp_id, fields)
         self.backend.update(opp_id, changes)
         return Result(row, "updated", opp_id, fields)

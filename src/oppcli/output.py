@@ -156,7 +156,11 @@ def _cell(rec: Record, col: Any, ctx: Context) -> Any:
     if isinstance(col, dict):
         for cf in rec.get("custom_fields") or ():
             if cf.get("custom_field_definition_id") == col["id"]:
-                return ctx.custom_value(col, cf.get("value"))
+                value = cf.get("value")
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                        col.get("data_type") in F.CF_NUMBER_TYPES:
+                    return value  # a number, not text: never neutralised
+                return ctx.custom_value(col, value)
         return ""
     value = rec.get(col)
     if value is None:
@@ -173,9 +177,18 @@ def _cell(rec: Record, col: Any, ctx: Context) -> Any:
 
 
 def neutralise(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_DANGEROUS):
+    """A text cell a spreadsheet would run gets a leading '; so does one that already starts
+    with quotes before such a character, so that import can take exactly one off again."""
+    if isinstance(value, str) and value.lstrip("'").startswith(_DANGEROUS):
         return "'" + value
     return value
+
+
+def unneutralise(text: str) -> str:
+    """What neutralise() took: import reads back the text that was exported."""
+    if text.startswith("'") and text.lstrip("'").startswith(_DANGEROUS):
+        return text[1:]
+    return text
 
 
 def _tsv_escape(value: Any) -> str:

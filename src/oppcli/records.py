@@ -17,6 +17,9 @@ from oppcli.models import TagEdit
 
 Record = dict[str, Any]
 FIELD_ORDER = F.FIELD_NAMES
+# Fields an update may change but never set to null.
+UNCLEARABLE = tuple(f.name for f in F.WRITABLE if not f.nullable or f.required) + (
+    "pipeline_id", "pipeline_stage_id")
 
 
 def canonical(record: Mapping[str, Any]) -> Record:
@@ -116,6 +119,11 @@ def merge_custom_fields(current: list[Mapping[str, Any]], changes: list[Mapping[
 
 def apply_changes(current: Mapping[str, Any], changes: Mapping[str, Any], lookups: Lookups) -> Record:
     """The record after an update: only given keys change; None clears."""
+    for key in UNCLEARABLE:
+        if key in changes and changes[key] is None:
+            raise ValidationError(f"{key} cannot be cleared",
+                                  "every opportunity has a name, a primary contact, a status, a "
+                                  "priority and a pipeline stage: give another value")
     record = dict(current)
     for key, value in changes.items():
         if key == "tags" and isinstance(value, TagEdit):

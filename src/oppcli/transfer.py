@@ -26,7 +26,8 @@ import orjson
 from oppcli import fields as F
 from oppcli.errors import ConfigError, UsageError, ValidationError
 from oppcli.lookups import Lookups
-from oppcli.output import CF_PREFIX, TAG_SEPARATOR
+from oppcli.output import CF_PREFIX, TAG_SEPARATOR, unneutralise
+from oppcli.records import UNCLEARABLE
 
 STATE_FORMAT = "oppcli-export-state"
 DEFAULT_OVERLAP = 60  # seconds re-read before the high-water mark on each incremental run
@@ -336,10 +337,16 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
     custom: list[dict[str, Any]] = []
     opp_id: int | None = None
     for column, cell in values.items():
-        text = cell.strip()
+        text = unneutralise(cell.strip())
         if column.startswith(CF_PREFIX):
             defn = lookups.custom_field(column[len(CF_PREFIX):])
-            value = cf_from_text(defn, text, lookups, date_order) if text else None
+            if not text:
+                value: Any = None
+            elif defn.get("data_type") == "MultiSelect":  # joined with ";" as export writes it
+                value = [lookups.option_id(defn, part)
+                         for part in text.split(TAG_SEPARATOR) if part.strip()]
+            else:
+                value = cf_from_text(defn, text, lookups, date_order)
             custom.append({"custom_field_definition_id": defn["id"], "value": value})
             continue
         fld = F.BY_NAME.get(column)
@@ -354,8 +361,8 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
         if column == "tags":
             payload["tags"] = [t.strip() for t in text.split(TAG_SEPARATOR) if t.strip()]
             continue
-        if not text and not fld.nullable:
-            continue  # an empty name or status: left as it is (or Copper's default)
+        if not text and column in UNCLEARABLE:
+            continue  # an empty name, contact or stage cell: left as it is (or the default)
         # The close date is in the backend's order, as export wrote it (ISO also works).
         payload[column] = from_text(fld, text, date_order, date_order) if text else None
     if custom:

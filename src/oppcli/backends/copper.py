@@ -516,7 +516,12 @@ class CopperBackend:
         return cls(client, date_order=settings.date_order, cache=cache, refresh=refresh)
 
     def describe(self) -> str:
-        return f"Copper at {self.client.base}"
+        """The account: one URL serves every Copper account, so the user names it."""
+        email = self.client.session.headers.get("X-PW-UserEmail")
+        return f"Copper at {self.client.base} as {email}"
+
+    def check_writable(self) -> None:
+        """Copper accepts writes (its own permissions apply)."""
 
     def date_order(self) -> str:
         return self._date_order
@@ -622,7 +627,8 @@ class CopperBackend:
         from oppcli.models import check_create
 
         check_create(payload)
-        body = {k: v for k, v in payload.items() if k not in F.READ_ONLY}
+        # Left out rather than null: Copper fills its defaults (and may refuse a null).
+        body = {k: v for k, v in payload.items() if k not in F.READ_ONLY and v is not None}
         self._check_refs(body)
         answer = self.client.call("POST", "/opportunities", body, idempotent=False,
                                   what="create opportunity")

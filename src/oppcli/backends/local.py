@@ -475,7 +475,7 @@ class LocalStore:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             raise self._corrupt(-1, "not an opportunity") from None
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
         mirror = self.meta.get("mirror")
         if isinstance(mirror, dict):
             raise UsageError(f"{self.path} is a mirror of Copper at {mirror.get('url')}, "
@@ -483,7 +483,7 @@ class LocalStore:
                              "change deals in Copper (--backend copper), then pull again")
 
     def create(self, payload: Mapping[str, Any]) -> Record:
-        self._check_writable()
+        self.check_writable()
         check_create(payload)
         lookups = self.lookups()
         with self._locked():
@@ -514,7 +514,7 @@ class LocalStore:
         return orjson.loads(line)  # type: ignore[no-any-return]
 
     def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
-        self._check_writable()
+        self.check_writable()
         lookups = self.lookups()
         with self._locked(), self._open_data() as f:
             found = self._locate(_read_all(f), opp_id)
@@ -533,7 +533,7 @@ class LocalStore:
         return orjson.loads(line)  # type: ignore[no-any-return]
 
     def delete(self, ids: list[int]) -> list[Record]:
-        self._check_writable()
+        self.check_writable()
         with self._locked(), self._open_data() as f:
             hits: list[tuple[int, int, Record]] = []
             missing: list[int] = []
