@@ -714,78 +714,90 @@ class CopperBackend:
                 return
 
     def _windows(self, query: Query, page_size: int, want: int | None) -> Iterator[Record]:
-        """Every record of the search, past Copper's result window when it can.
+        """Every record of the search, in order, each once.
 
-        Sorted by date_modified, a window that fills up is followed by a new search starting
-        at the last modification time seen (inclusive), skipping the records already given
-        at exactly that time. Any other sort can only warn.
+        Sorted by date_modified (the default, and what export and sync use), every page is a
+        new search starting at the last modification time seen (inclusive), skipping the
+        records already given at exactly that time. So a deal edited during the run (it moves
+        to the end of the order) cannot shift an unread one out of reach, as page numbers
+        would; and Copper's window of 100,000 results never binds. Only a page whose records
+        all share one time goes on by page number. Any other sort pages by number and can
+        only warn past the window.
         """
+        if query.sort_by != "date_modified":
+            for page, rows, total in self._pages(query, page_size):
+                if page == 1 and total is not None and total > self.window \
+                        and (want is None or want > self.window):
+                    self._warn_window(total, query)
+                yield from (normalise(r) for r in rows)
+            return
         from dataclasses import replace
 
-        keyset = query.sort_by == "date_modified"
         boundary: int | None = None
-        skip: set[Any] = set()
-        window_query = query
+        seen: set[Any] = set()  # ids already given whose date_modified is `boundary`
+        page = 1
+        fetched = 0  # pages fetched so far, for messages
         while True:
-            last: Any = None
-            at_last: set[Any] = set()
-            fresh = 0
-            cut = False
-            for page, rows, total in self._pages(window_query, page_size):
-                if page == 1 and boundary is None and total is not None and total > self.window \
-                        and (want is None or want > self.window):
-                    self._warn_window(total, query, keyset)
-                for r in rows:
-                    rid, stamp = r.get("id"), r.get("date_modified")
-                    if boundary is not None and stamp == boundary and rid in skip:
-                        continue
-                    if stamp != last:
-                        last, at_last = stamp, set()
-                    at_last.add(rid)
-                    fresh += 1
-                    yield normalise(r)
-                cut = page * page_size >= self.window and len(rows) == page_size
-            if cut and keyset and not isinstance(last, int):
-                self.notice(f"warning: Copper's window of {self.window:,} results is full and its "
-                            "last record has no date_modified to continue from; the rest is "
-                            "not fetched")
-            if not (cut and keyset and isinstance(last, int)):
-                return
-            if fresh == 0:
+            bounded = query if boundary is None else (
+                replace(query, modified_max=boundary) if query.descending
+                else replace(query, modified_min=boundary))
+            if (page - 1) * page_size >= self.window:
                 self.notice(f"warning: more than {self.window:,} opportunities share the "
-                            f"modification time {last}; Copper cannot page past them")
+                            f"modification time {boundary}; Copper cannot page past them")
                 return
-            skip = (skip | at_last) if last == boundary else at_last
-            boundary = last
-            window_query = (replace(query, modified_max=last) if query.descending
-                            else replace(query, modified_min=last))
+            fetched += 1
+            rows, _ = self._page(bounded, page, page_size, number=fetched)
+            for r in rows:
+                if boundary is not None and r.get("date_modified") == boundary \
+                        and r.get("id") in seen:
+                    continue
+                yield normalise(r)
+            if len(rows) < page_size:
+                return
+            last = rows[-1].get("date_modified")
+            if not isinstance(last, int):
+                self.notice("warning: a record without date_modified: the rest of the search "
+                            "is fetched by page number")
+                yield from self._rest_by_number(bounded, page + 1, page_size)
+                return
+            at_last = {r.get("id") for r in rows if r.get("date_modified") == last}
+            if last == boundary:  # the whole page shares one time: go on by page number
+                seen |= at_last
+                page += 1
+            else:
+                boundary, seen, page = last, at_last, 1
 
-    def _warn_window(self, total: int, query: Query, keyset: bool) -> None:
-        if keyset:
-            self.client.log(f"{total} matches, past Copper's window of {self.window}: "
-                            "fetching in date_modified windows")
-            return
+    def _rest_by_number(self, query: Query, page: int, page_size: int) -> Iterator[Record]:
+        for _page, rows, _total in self._pages(query, page_size, first=page):
+            yield from (normalise(r) for r in rows)
+
+    def _warn_window(self, total: int, query: Query) -> None:
         self.notice(f"warning: {total:,} opportunities match and Copper returns only the first "
                     f"{self.window:,} of a search sorted by {query.sort_by}; sort by "
                     "date_modified (the default) to get them all, or narrow the search")
 
-    def _pages(self, query: Query, page_size: int) -> Iterator[tuple[int, list[Record], int | None]]:
-        page = 1
+    def _pages(self, query: Query, page_size: int, first: int = 1,
+               ) -> Iterator[tuple[int, list[Record], int | None]]:
+        page = first
         while True:
             if (page - 1) * page_size >= self.window:
                 return
-            answer = self.client.call("POST", "/opportunities/search",
-                                      query.to_copper_body(page, page_size),
-                                      what=f"search (page {page})")
-            rows = answer.body
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise ServiceError(f"search page {page}: Copper's answer is not a list of "
-                                   "opportunities")
-            total = _int_header(answer.headers.get("X-PW-TOTAL"))
+            rows, total = self._page(query, page, page_size)
             yield page, rows, total
             if len(rows) < page_size:
                 return
             page += 1
+
+    def _page(self, query: Query, page: int, page_size: int, number: int | None = None,
+              ) -> tuple[list[Record], int | None]:
+        answer = self.client.call("POST", "/opportunities/search",
+                                  query.to_copper_body(page, page_size),
+                                  what=f"search (page {number or page})")
+        rows = answer.body
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ServiceError(f"search page {page}: Copper's answer is not a list of "
+                               "opportunities")
+        return rows, _int_header(answer.headers.get("X-PW-TOTAL"))
 
 
 def normalise(record: Mapping[str, Any]) -> Record:
