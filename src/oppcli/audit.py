@@ -67,7 +67,11 @@ class AuditLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
+            os.fchmod(fd, 0o600)  # customer data: owner-only, also if it was made looser
+            size = os.fstat(fd).st_size
+            if os.write(fd, line) != len(line):
+                os.ftruncate(fd, size)  # a torn entry would swallow the next one
+                raise OSError(28, "short write (disk full?)")
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -104,6 +108,10 @@ class Audited:
         record: Record = self.inner.create(payload)
         self._append("create", record["id"], None, record)
         return record
+
+    def record_confirmed_create(self, record: Record) -> None:
+        """A create whose answer was lost, found made after all: recorded like any create."""
+        self._append("create", record["id"], None, record)
 
     def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
         from oppcli.records import canonical

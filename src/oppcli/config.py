@@ -134,8 +134,7 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
 
 def _check_private(path: Path, profiles: Mapping[str, Any]) -> None:
     """A config file holding an API key must be readable by its owner only."""
-    holds_key = any(isinstance(p.get("copper"), dict) and p["copper"].get("api_key")
-                    for p in profiles.values())
+    holds_key = any(_flatten(p).get("copper.api_key") for p in profiles.values())
     if not holds_key:
         return
     try:

@@ -29,6 +29,7 @@ from oppcli.transfer import (
     failed_rows_bytes,
     json_payload,
     read_input,
+    terminate_cleanly,
 )
 
 Record = dict[str, Any]
@@ -66,18 +67,19 @@ def run(data: bytes, name: str, *, fmt: str | None, match: str, on_conflict: str
                         fmt=source.fmt)
     results: list[Result] = []
     started = time.time()
-    for n, row in enumerate(source.rows):
-        try:
-            result = importer.one(row, started)
-        except (E.ServiceError, E.ConfigError) as exc:
-            # Copper is down or refuses the key: every other row would fail the same way.
-            _stop(exc, source, source.rows[n:], results, name, failed_rows, dry_run)
-        results.append(result)
-        if report == "text":
-            print(f"oppcli: {result.line()}", file=sys.stderr)
-        elif report == "jsonl":
-            sys.stdout.write(orjson.dumps(result.as_json()).decode() + "\n")
-            sys.stdout.flush()
+    with terminate_cleanly():
+        for n, row in enumerate(source.rows):
+            try:
+                result = importer.one(row, started)
+            except (E.ServiceError, E.ConfigError) as exc:
+                # Copper is down or refuses the key: every other row would fail the same way.
+                _stop(exc, source, source.rows[n:], results, name, failed_rows, dry_run)
+            except BaseException:  # Ctrl-C, SIGTERM: keep what is not done for the next run
+                if not dry_run:
+                    _keep_undone(source, source.rows[n:], results, name, failed_rows)
+                raise
+            _report(result, report)
+            results.append(result)
     if report == "json":
         sys.stdout.write(orjson.dumps([r.as_json() for r in results],
                                       option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -104,6 +106,28 @@ def _finish(results: list[Result], source: InputFile, name: str, failed_rows: Pa
                          f"in {path}", f"fix them and run `oppcli import {path}`")
 
 
+def _report(result: Result, report: str) -> None:
+    if report == "text":
+        print(f"oppcli: {result.line()}", file=sys.stderr)
+    elif report == "jsonl":
+        sys.stdout.write(orjson.dumps(result.as_json()).decode() + "\n")
+        sys.stdout.flush()
+
+
+def _keep_undone(source: InputFile, left: list[Row], results: list[Result], name: str,
+                 failed_rows: Path | None) -> None:
+    """Interrupted: the rows not done (and those that failed) go to the failed-rows file, so
+    running it imports each row once."""
+    failed = [r.row for r in results if r.action == "failed"] + left
+    path = failed_rows or _failed_path(name, source.fmt)
+    try:
+        atomic_write_bytes(path, failed_rows_bytes(source, failed))
+    except OppcliError:
+        return
+    print(f"oppcli: interrupted at {left[0].where}: the {len(failed)} rows not imported are in "
+          f"{path}; run `oppcli import {path}` to go on", file=sys.stderr)
+
+
 def _stop(exc: OppcliError, source: InputFile, left: list[Row], results: list[Result],
           name: str, failed_rows: Path | None, dry_run: bool) -> None:
     """End the import at a failure that is not the row's fault: keep every row not imported
@@ -128,6 +152,16 @@ def _failed_path(name: str, fmt: str) -> Path:
     return path.with_name(f"{path.stem}.failed{path.suffix or '.' + fmt}")
 
 
+def _holds(record: Record, payload: Record) -> bool:
+    """Whether a record carries every plain value the row asked for."""
+    for key, value in payload.items():
+        if key in ("custom_fields", "tags") or value is None:
+            continue
+        if record.get(key) != value:
+            return False
+    return True
+
+
 class Importer:
     def __init__(self, backend: Any, *, match: str, on_conflict: str, dry_run: bool,
                  fmt: str) -> None:
@@ -138,7 +172,7 @@ class Importer:
         self.on_conflict = on_conflict
         self.dry_run = dry_run
         self.fmt = fmt
-        self.created_names: dict[str, int] = {}  # names created by this run (--match name)
+        self.created_ids: set[int] = set()  # made by this run: never "confirm" a row with them
 
     def one(self, row: Row, started: float) -> Result:
         fail = "would fail" if self.dry_run else "failed"
@@ -204,7 +238,12 @@ class Importer:
             found = self._made_anyway(payload, started)
             if found is None:
                 raise
+            self.created_ids.add(found["id"])
+            confirm = getattr(self.backend, "record_confirmed_create", None)
+            if confirm is not None:
+                confirm(found)  # into the audit log, like any create
             return Result(row, "created", found["id"], "confirmed after a lost answer")
+        self.created_ids.add(record["id"])
         return Result(row, "created", record["id"])
 
     def _made_anyway(self, payload: Record, started: float) -> Record | None:
@@ -213,10 +252,10 @@ class Importer:
             hits = [h for h in self.backend.search(Query(name=str(payload["name"]),
                                                          created_min=int(started) - 5,
                                                          sort_by="id", descending=False))
-                    if h.get("primary_contact_id") == payload.get("primary_contact_id")]
+                    if h["id"] not in self.created_ids and _holds(h, payload)]
         except OppcliError:
             return None
-        return hits[-1] if len(hits) == 1 else None
+        return hits[0] if len(hits) == 1 else None
 
     def _conflict(self, row: Row, existing: Record, payload: Record) -> Result:
         opp_id = existing["id"]

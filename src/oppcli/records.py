@@ -162,9 +162,18 @@ def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[s
                       for cf in current.get("custom_fields") or []}
             changed = [cf for cf in new.get("custom_fields") or []
                        if cf.get("custom_field_definition_id") not in before
-                       or before[cf.get("custom_field_definition_id")] != cf.get("value")]
+                       or not _same_value(before[cf.get("custom_field_definition_id")],
+                                          cf.get("value"))]
             if changed:
                 body[name] = changed
         elif new.get(name) != current.get(name):
             body[name] = new.get(name)
     return body
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Custom field values compare equal when both are empty: null and [] (an unset
+    MultiSelect) are one empty cell in CSV."""
+    if a in (None, []) and b in (None, []):
+        return True
+    return bool(a == b)

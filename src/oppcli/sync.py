@@ -53,7 +53,6 @@ def pull(copper: Any, path: Path, *, date_order: str, full: bool = False,
         high = mirror.get("high_water")
         if not full and isinstance(high, int):
             since = high - OVERLAP
-    tables, _ = copper.lookup_tables(refresh=True)
     query = Query(sort_by="date_modified", descending=False, modified_min=since)
     records: dict[int, dict[str, Any]] = {}
     high_water = None
@@ -62,6 +61,8 @@ def pull(copper: Any, path: Path, *, date_order: str, full: bool = False,
         stamp = r.get("date_modified")
         if isinstance(stamp, int) and (high_water is None or stamp > high_water):
             high_water = stamp
+    # After the records: a stage or field created while they were fetched is in the tables.
+    tables, _ = copper.lookup_tables(refresh=True)
     old = store.lookups().to_dict() if store is not None else {}
     tables = dict(tables)
     for table, key in (("companies", "company_id"), ("people", "primary_contact_id")):
@@ -72,8 +73,9 @@ def pull(copper: Any, path: Path, *, date_order: str, full: bool = False,
             if row is not None:
                 known[ident] = row
         tables[table] = sorted(known.values(), key=lambda row: row["id"])
-    if store is None:
-        store = LocalStore.create_store(path, lookups=tables, date_order=date_order)
+    if store is None:  # a mirror from the start: a pull cut short is simply a first pull again
+        store = LocalStore.create_store(path, lookups=tables, date_order=date_order,
+                                        extra={"mirror": {**identity, "high_water": None}})
     previous = store.meta.get("mirror") or {}
     if high_water is None:
         high_water = previous.get("high_water")

@@ -207,7 +207,12 @@ class ExportState:
         self.recent = {k: v for k, v in self.recent.items() if v >= floor}
         self._prune_at = max(10_000, 2 * len(self.recent))
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, started: int | None = None) -> None:
+        """Write the state; the mark never passes `started` (when the export began): the
+        local store stamps a busy record ahead of the clock, and a mark in the future would
+        hide what others change meanwhile. Records past it are remembered, not exported twice."""
+        if started is not None and self.high_water is not None:
+            self.high_water = min(self.high_water, started)
         floor = (self.high_water or 0) - self.overlap
         recent = {str(k): v for k, v in sorted(self.recent.items()) if v >= floor}
         doc = {"format": STATE_FORMAT, "version": 1, "source": self.source,
@@ -340,6 +345,8 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
         text = unneutralise(cell.strip())
         if column.startswith(CF_PREFIX):
             defn = lookups.custom_field(column[len(CF_PREFIX):])
+            if defn.get("data_type") in ("String", "Text", "URL") and text:
+                text = unneutralise(cell)  # text keeps its spaces, as exported
             if not text:
                 value: Any = None
             elif defn.get("data_type") == "MultiSelect":  # joined with ";" as export writes it
@@ -363,6 +370,8 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
             continue
         if not text and column in UNCLEARABLE:
             continue  # an empty name, contact or stage cell: left as it is (or the default)
+        if fld.kind in (F.STR, F.TEXT) and text:
+            text = unneutralise(cell)  # a name or details keeps its spaces, as exported
         # The close date is in the backend's order, as export wrote it (ISO also works).
         payload[column] = from_text(fld, text, date_order, date_order) if text else None
     if custom:

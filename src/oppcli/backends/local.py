@@ -178,7 +178,8 @@ class LocalStore:
 
     @classmethod
     def create_store(cls, path: Path, *, lookups: Mapping[str, Any], date_order: str = "MDY",
-                     records: list[Record] | None = None) -> LocalStore:
+                     records: list[Record] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> LocalStore:
         """Make a new store directory; refuses to touch an existing one."""
         path = Path(path).expanduser()
         if cls.exists(path):
@@ -195,7 +196,7 @@ class LocalStore:
             atomic_write(path / DATA, b"".join(dump_line(r) for r in records))
             next_id = (records[-1]["id"] + 1) if records else 1
             meta = {"format": FORMAT, "version": VERSION, "next_id": next_id,
-                    "date_order": order, "created": int(time.time())}
+                    "date_order": order, "created": int(time.time()), **(extra or {})}
             # meta.json last: a store counts as existing only once it is complete.
             atomic_write(path / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         except OSError as exc:
@@ -204,7 +205,9 @@ class LocalStore:
 
     # ---- Backend: reading -------------------------------------------------------------------
     def describe(self) -> str:
-        return f"local store {self.path}"
+        """The store, by its absolute path: "./deals" and "/home/me/deals" are one store (the
+        audit log and export state files compare this)."""
+        return f"local store {self.path.resolve()}"
 
     def date_order(self) -> str:
         return str(self.meta.get("date_order") or "MDY")

@@ -134,7 +134,7 @@ def undo(
     if op == "update":
         record = _undo_update(backend, entry, force, dry_run)
     elif op == "delete":
-        record = _undo_delete(backend, entry, dry_run)
+        record = _undo_delete(backend, entry, force, dry_run)
     elif op == "create":
         _undo_create(backend, entry, force, yes, dry_run)
         return
@@ -173,7 +173,7 @@ def _undo_update(backend: Any, entry: Entry, force: bool, dry_run: bool) -> Any:
     return record
 
 
-def _undo_delete(backend: Any, entry: Entry, dry_run: bool) -> Any:
+def _undo_delete(backend: Any, entry: Entry, force: bool, dry_run: bool) -> Any:
     from oppcli import fields as F
 
     before = dict(entry.get("before") or {})
@@ -181,10 +181,18 @@ def _undo_delete(backend: Any, entry: Entry, dry_run: bool) -> Any:
     if not before.get("name"):
         raise E.ConflictError(f"change {entry['audit_id']} does not hold the deleted record",
                               "it cannot be restored from the log")
+    if isinstance(old_id, int) and not force:
+        try:
+            backend.get(old_id)
+        except E.NotFoundError:
+            pass
+        else:
+            raise E.ConflictError(f"opportunity {old_id} exists: it is not deleted here",
+                                  "check --store/--backend; --force makes a copy anyway")
     payload = {k: v for k, v in before.items() if k in F.BY_NAME and k not in F.READ_ONLY}
     if dry_run:
-        err(f"would create opportunity {old_id} {before.get('name')!r} again, with a new id "
-            "(dry run: nothing changed)")
+        err(f"would create opportunity {old_id} {before.get('name')!r} again; the backend gives "
+            "it its next id (dry run: nothing changed)")
         return None
     record = backend.create(payload)
     note = "" if record["id"] == old_id else f" as {record['id']} (a new id: the backend " \

@@ -98,9 +98,9 @@ def export(
     Example: oppcli export --state-file ~/.deals.state -o csv --output-file deals.csv
     """
     from oppcli.criteria import build_query
-    from oppcli.output import write_many
-    from oppcli.transfer import ExportState, atomic_output, parse_since, terminate_cleanly
+    from oppcli.transfer import parse_since
 
+    started = int(time.time())
     fmt = (output or "jsonl").strip().lower()
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {output!r}", "valid: " + ", ".join(EXPORT_FORMATS))
@@ -110,6 +110,23 @@ def export(
     backend = STATE.backend()
     query = build_query(opts, backend.lookups(), STATE.input_date_order())
     source = backend.describe()
+    lock = _lock_state(state_file) if state_file is not None else None
+    try:
+        _export_locked(backend, query, source, since_ts, state_file, overlap, fmt, names, raw,
+                       output_file, fail_empty, started)
+    finally:
+        if lock is not None:
+            import os
+
+            os.close(lock)
+
+
+def _export_locked(backend: Any, query: Any, source: str, since_ts: int | None,
+                   state_file: Path | None, overlap: int, fmt: str, names: Any, raw: bool,
+                   output_file: Path | None, fail_empty: bool, started: int) -> None:
+    from oppcli.output import write_many
+    from oppcli.transfer import ExportState, atomic_output, terminate_cleanly
+
     state = ExportState.load(state_file, source, overlap) if state_file else None
     if state is not None and state.high_water is not None:
         since_ts = state.since()  # the state decides after the first run
@@ -155,10 +172,31 @@ def export(
         raise E.NotFoundError("nothing to export (--fail-empty)",
                               f"{output_file or 'the output'} and the state file are unchanged")
     if state is not None and state_file is not None:
-        state.save(state_file)
+        state.save(state_file, started)
     if sys.stderr and sys.stderr.isatty():
         where = f" to {output_file}" if output_file else ""
         err(f"exported {count:,} opportunit{'y' if count == 1 else 'ies'}{where}")
+
+
+def _lock_state(path: Path) -> int:
+    """One export per state file at a time: two would each save a state for their own output
+    file, and the one renamed last may be the older."""
+    import fcntl
+    import os
+
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise E.ConfigError(f"cannot lock {lock}: {exc.strerror}",
+                            "check the state file's directory") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise E.ServiceError(f"another export is running with the state file {path}",
+                             "let it finish (cron: do not overlap the runs)") from None
+    return fd
 
 
 def _search_options(filters: dict[str, Any]) -> Any:
@@ -248,6 +286,9 @@ def sync_pull(
     full: Annotated[bool, typer.Option(
         "--full", help="Pull every opportunity again and drop those deleted in Copper "
         "(a normal pull fetches only what changed, and cannot see deletions).")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Say what was pulled also when stderr is not a terminal "
+        "(by default a pull is silent in cron unless it fails).")] = False,
 ) -> None:
     """Copy a Copper account into the local store (--store), incrementally after the first run.
 
@@ -265,6 +306,8 @@ def sync_pull(
     copper = CopperBackend.from_settings(settings, debug=STATE.debug)
     with _terminate():
         result = pull(copper, settings.store_path, date_order=settings.date_order, full=full)
+    if not verbose and not (sys.stderr and sys.stderr.isatty()):
+        return  # silent on success in cron
     what = "first pull" if result.first else ("full pull" if full else "pull")
     err(f"{what} into {result.path}: {result.pulled:,} fetched, {result.added:,} new, "
         f"{result.changed:,} changed" + (f", {result.removed:,} removed" if full else "")
