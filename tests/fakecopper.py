@@ -805,8 +805,17 @@ class FakeCopper:
         direction = body.get("sort_direction", "asc")
         if direction not in ("asc", "desc"):
             raise _invalid(f"Invalid sort_direction: {direction!r}")
-        tests = self._criteria(body)
-        criteria = {k: v for k, v in body.items() if k not in ("page_number", "page_size")}
+        # Sorted by date_modified, the modification bounds are applied to the cached order, so
+        # a client paging from the last time seen (keyset) is served as fast as by page number.
+        bounds: dict[str, Any] = {}
+        if sort_by == "date_modified":
+            bounds = {k: body[k] for k in ("minimum_modified_date", "maximum_modified_date")
+                      if body.get(k) is not None}
+        base = {k: v for k, v in body.items() if k not in bounds}
+        tests = self._criteria(base)
+        if bounds:
+            self._criteria(body)  # still validated
+        criteria = {k: v for k, v in base.items() if k not in ("page_number", "page_size")}
         key = f"{self._version}:{len(self.records)}:{dumps(criteria).decode()}"
         with self._lock:
             ordered_ids = self._cache.get(key)
@@ -819,6 +828,14 @@ class FakeCopper:
                     if len(self._cache) >= 16:
                         self._cache.clear()
                     self._cache[key] = ordered_ids
+        if bounds:
+            lo = bounds.get("minimum_modified_date")
+            hi = bounds.get("maximum_modified_date")
+            with self._lock:
+                stamps = {i: self.records[i].get("date_modified") for i in ordered_ids
+                          if i in self.records}
+            ordered_ids = [i for i in ordered_ids if isinstance(stamps.get(i), int)
+                           and (lo is None or stamps[i] >= lo) and (hi is None or stamps[i] <= hi)]
         start = (number - 1) * size
         wanted = [] if start >= self.window else ordered_ids[start:min(start + size, self.window)]
         with self._lock:  # a record deleted since the search was cached is left out
