@@ -573,49 +573,33 @@ class LocalStore:
         changed = added = removed = 0
         with self._locked(), self._open_data() as f:
             data = _read_all(f)
-            tmp_fd, tmp = tempfile.mkstemp(prefix=f".{DATA}.", suffix=".tmp", dir=self.path)
-            try:
-                os.fchmod(tmp_fd, 0o600)
-                out = os.fdopen(tmp_fd, "wb", buffering=1 << 20)
-                tmp_fd = -1
-                with out:
-                    pending = sorted(new_lines)
-                    i = 0
-                    for line in data.splitlines(keepends=True):
-                        if not line.endswith(b"\n"):
-                            break  # a torn tail is left out
-                        m = _ID_AT_START.match(line)
-                        try:
-                            rid = int(m[1]) if m else int(orjson.loads(line)["id"])
-                        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                            raise self._corrupt(-1, "a line without an id") from None
-                        while i < len(pending) and pending[i] < rid:
-                            out.write(new_lines[pending[i]])
-                            added += 1
-                            i += 1
-                        if i < len(pending) and pending[i] == rid:
-                            if new_lines[rid] != line:
-                                changed += 1
-                            out.write(new_lines[rid])
-                            i += 1
-                        elif drop_missing:
-                            removed += 1
-                        else:
-                            out.write(line)
-                    for rid in pending[i:]:
-                        out.write(new_lines[rid])
+            with self._new_data_file() as out:
+                pending = sorted(new_lines)
+                i = 0
+                for line in data.splitlines(keepends=True):
+                    if not line.endswith(b"\n"):
+                        break  # a torn tail is left out
+                    m = _ID_AT_START.match(line)
+                    try:
+                        rid = int(m[1]) if m else int(orjson.loads(line)["id"])
+                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                        raise self._corrupt(-1, "a line without an id") from None
+                    while i < len(pending) and pending[i] < rid:
+                        out.write(new_lines[pending[i]])
                         added += 1
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.data_path)
-            except OSError as exc:
-                raise _os_error(exc, self.data_path, "rewrite") from exc
-            finally:
-                if tmp_fd >= 0:
-                    os.close(tmp_fd)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            _fsync_dir(self.path)
+                        i += 1
+                    if i < len(pending) and pending[i] == rid:
+                        if new_lines[rid] != line:
+                            changed += 1
+                        out.write(new_lines[rid])
+                        i += 1
+                    elif drop_missing:
+                        removed += 1
+                    else:
+                        out.write(line)
+                for rid in pending[i:]:
+                    out.write(new_lines[rid])
+                    added += 1
             try:
                 atomic_write(self.path / LOOKUPS, orjson.dumps(dict(lookups),
                                                                 option=orjson.OPT_INDENT_2))
@@ -638,28 +622,41 @@ class LocalStore:
         """Replace byte ranges (offset, length) with new bytes, atomically, by copy and rename."""
         src = f.fileno()
         committed = self._set_torn_tail_aside(src)  # a torn tail is left out
-        tmp_fd, tmp = tempfile.mkstemp(prefix=f".{DATA}.", suffix=".tmp", dir=self.path)
-        try:
-            os.fchmod(tmp_fd, 0o600)
+        with self._new_data_file(buffering=0) as out:
+            dst = out.fileno()
             pos = 0
             for offset, length, new in sorted(edits):
-                _copy_range(src, tmp_fd, pos, offset - pos)
+                _copy_range(src, dst, pos, offset - pos)
                 if new:
-                    os.write(tmp_fd, new)
+                    os.write(dst, new)
                 pos = offset + length
-            _copy_range(src, tmp_fd, pos, committed - pos)
-            os.fsync(tmp_fd)
-            os.close(tmp_fd)
-            tmp_fd = -1
+            _copy_range(src, dst, pos, committed - pos)
+
+    @contextlib.contextmanager
+    def _new_data_file(self, buffering: int = 1 << 20) -> Iterator[BinaryIO]:
+        """A temporary file in the store that replaces the data file, fsynced, when the block
+        succeeds; removed when it fails. Hold the lock."""
+        tmp_fd, tmp = tempfile.mkstemp(prefix=f".{DATA}.", suffix=".tmp", dir=self.path)
+        done = False
+        try:
+            os.fchmod(tmp_fd, 0o600)
+            with os.fdopen(tmp_fd, "wb", buffering=buffering) as out:
+                tmp_fd = -1
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(tmp, self.data_path)
+            done = True
         except OSError as exc:
             raise _os_error(exc, self.data_path, "rewrite") from exc
         finally:
             if tmp_fd >= 0:
                 os.close(tmp_fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            if not done:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         _fsync_dir(self.path)
+
 
 _ID_AT_START = re.compile(rb'^\{"id":(\d+)[,}]')
 KEEP_BYTES = 32 << 20
