@@ -141,3 +141,11 @@ def test_an_audit_log_that_is_a_directory_stops_a_change(run, sample, isolated):
     r = run("--backend", "local", "update", "1001", "--status", "Won", expect=3)
     assert "audit log" in r.stderr
     assert (sample / "opportunities.jsonl").read_bytes() == before
+
+
+def test_history_needs_no_key_and_no_network(run, copper, monkeypatch):
+    run("--backend", "copper", "update", "1001", "--status", "Won")
+    monkeypatch.delenv("COPPER_API_KEY")
+    copper.stop()
+    hist = run.json("--backend", "copper", "history")
+    assert [(e["op"], e["id"]) for e in hist] == [("update", 1001)]

@@ -6,6 +6,7 @@ Commands talk only to this interface: they never open files or make HTTP request
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from oppcli.errors import ConfigError
@@ -66,3 +67,21 @@ def open_backend(settings: Settings, *, debug: bool = False, refresh: bool = Fal
         return CopperBackend.from_settings(settings, debug=debug, refresh=refresh)
     raise ConfigError(f"unknown backend {kind!r} (from {settings.source('backend')})",
                       "valid backends: local, copper")
+
+
+
+def describe_local(path: Path) -> str:
+    return f"local store {Path(path).expanduser().resolve()}"
+
+
+def describe_copper(url: str, user_email: str) -> str:
+    return f"Copper at {url.rstrip('/')} as {user_email.strip()}"
+
+
+def describe(settings: Settings) -> tuple[str, str]:
+    """(backend name, where its data lives) from the settings alone, without opening the
+    backend: what the audit log and export state files record, and what `history` filters on."""
+    if settings.backend == "copper":
+        return "copper", describe_copper(str(settings.values["copper.url"]),
+                                         str(settings.values.get("copper.user_email") or ""))
+    return "local", describe_local(settings.store_path)

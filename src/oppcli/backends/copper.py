@@ -23,6 +23,7 @@ import orjson
 import requests
 
 from oppcli import fields as F
+from oppcli.backends.base import describe_copper
 from oppcli.backends.cache import LookupCache
 from oppcli.errors import (
     ConfigError,
@@ -517,8 +518,8 @@ class CopperBackend:
 
     def describe(self) -> str:
         """The account: one URL serves every Copper account, so the user names it."""
-        email = self.client.session.headers.get("X-PW-UserEmail")
-        return f"Copper at {self.client.base} as {email}"
+        return describe_copper(self.client.base, str(self.client.session.headers.get(
+            "X-PW-UserEmail")))
 
     def check_writable(self) -> None:
         """Copper accepts writes (its own permissions apply)."""

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from oppcli import fields as F
+from oppcli.backends.base import describe_local
 from oppcli.errors import NotFoundError, ServiceError, StoreError, UsageError
 from oppcli.lookups import Lookups, lookups_problem
 from oppcli.models import check_create, check_date_order
@@ -111,13 +112,12 @@ def _os_error(exc: OSError, path: Path, doing: str) -> StoreError:
 
 
 class LocalStore:
-    # The order export streams in: the file's own, so memory stays constant at any size.
-    stream_order = ("id", False)
-    last_before: Record | None = None  # the record as it was before the last update
-
     """The Backend for a store directory."""
 
     name = "local"
+    # The order export streams in: the file's own, so memory stays constant at any size.
+    stream_order = ("id", False)
+    last_before: Record | None = None  # the record as it was before the last update
 
     def __init__(self, path: Path, meta: Mapping[str, Any]) -> None:
         self.path = path
@@ -207,7 +207,7 @@ class LocalStore:
     def describe(self) -> str:
         """The store, by its absolute path: "./deals" and "/home/me/deals" are one store (the
         audit log and export state files compare this)."""
-        return f"local store {self.path.resolve()}"
+        return describe_local(self.path)
 
     def date_order(self) -> str:
         return str(self.meta.get("date_order") or "MDY")

@@ -14,6 +14,7 @@ from oppcli import fields as F
 from oppcli.errors import ValidationError
 
 if TYPE_CHECKING:
+    from oppcli.audit import AuditLog
     from oppcli.backends.base import Backend
     from oppcli.config import Settings
     from oppcli.output import Context
@@ -46,15 +47,21 @@ class State:
 
     def backend(self) -> Backend:
         if self._backend is None:
-            from oppcli.audit import Audited, AuditLog, audit_path
+            from oppcli.audit import Audited
             from oppcli.backends.base import open_backend
 
-            settings = self.settings()
-            inner = open_backend(settings, debug=self.debug, refresh=self.refresh)
-            log = AuditLog(audit_path(), backend=inner.name, where=inner.describe(),
-                           profile=settings.profile)
-            self._backend = Audited(inner, log)  # type: ignore[assignment]
+            inner = open_backend(self.settings(), debug=self.debug, refresh=self.refresh)
+            self._backend = Audited(inner, self.audit_log())  # type: ignore[assignment]
         return self._backend
+
+    def audit_log(self) -> AuditLog:
+        """The audit log, labelled with the selected backend (no need to open it)."""
+        from oppcli.audit import AuditLog, audit_path
+        from oppcli.backends.base import describe
+
+        settings = self.settings()
+        name, where = describe(settings)
+        return AuditLog(audit_path(), backend=name, where=where, profile=settings.profile)
 
     def output_context(self) -> Context:
         from oppcli.output import Context
