@@ -168,8 +168,6 @@ def check_value(key: str, value: str) -> str:
         from oppcli.models import check_date_order
 
         return check_date_order(value)
-    if spec.number is not None:
-        return str(parse_setting_number(key, value))
     if spec.choices:
         low = value.strip().lower()
         if low not in spec.choices:

@@ -64,6 +64,11 @@ class ServiceError(OppcliError):
     exit_code = SERVICE
 
 
+class UncertainWrite(ServiceError):
+    """A write whose answer was lost after it may have reached the service (exit 5): it was
+    not retried, since that could make it twice."""
+
+
 class ConflictError(OppcliError):
     """An ambiguous name, or a remote validation failure (exit 6)."""
 

@@ -184,9 +184,9 @@ class Importer:
             if existing is None:
                 return self._create(row, payload, started)
             return self._conflict(row, existing, payload)
-        except (E.ServiceError, E.ConfigError) as exc:
-            if "may or may not" in exc.message:
-                return Result(row, fail, detail=str(exc))
+        except E.UncertainWrite as exc:
+            return Result(row, fail, detail=str(exc))
+        except (E.ServiceError, E.ConfigError):
             raise  # not this row's fault: the import stops
         except OppcliError as exc:
             return Result(row, fail, detail=str(exc))
@@ -232,9 +232,7 @@ class Importer:
             return Result(row, "would create")
         try:
             record = self.backend.create(payload)
-        except E.ServiceError as exc:
-            if "may or may not" not in exc.message:
-                raise
+        except E.UncertainWrite:
             found = self._made_anyway(payload, started)
             if found is None:
                 raise

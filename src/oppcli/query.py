@@ -21,8 +21,6 @@ Predicate = Callable[[Record], bool]
 # Criteria Copper cannot search reliably are applied by the Copper backend to the fetched
 # records (split_for_copper): there is no "name contains" key, the meaning of priority_ids is
 # undocumented, and -2 ("none") is documented for assignee, source and loss reason ids only.
-# Copper cannot search text custom fields; "is empty" has no documented body.
-TEXT_CUSTOM_TYPES = ("String", "Text", "URL")
 
 
 @dataclass
@@ -34,13 +32,12 @@ class CustomCriterion:
     values: list[Any] = field(default_factory=list)  # option ids, a bool, numbers or texts
     minimum: float | None = None
     maximum: float | None = None
-    allow_empty: bool = False
     only_empty: bool = False  # NAME=: the field has no value
     filterable: bool = True  # the definition's is_filterable
 
     def on_server(self) -> bool:
         """Whether Copper's search body can express this criterion."""
-        return self.filterable and not self.only_empty and self.data_type not in TEXT_CUSTOM_TYPES
+        return self.filterable and not self.only_empty and self.data_type not in F.CF_TEXT_TYPES
 
     def matches(self, value: Any) -> bool:
         if self.only_empty:
@@ -48,7 +45,7 @@ class CustomCriterion:
         if value is None and self.data_type == "Checkbox" and self.values == [False]:
             return True  # an unset checkbox is unchecked
         if value is None or value == []:
-            return self.allow_empty
+            return False
         if self.minimum is not None or self.maximum is not None:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return False
@@ -256,7 +253,7 @@ class Query:
                     item["maximum_value"] = c.maximum
                 if c.values:
                     item["value"] = c.values[0] if c.data_type == "Checkbox" else c.values
-                if c.allow_empty or (c.data_type == "Checkbox" and c.values == [False]):
+                if c.data_type == "Checkbox" and c.values == [False]:
                     item["allow_empty"] = True  # an unset checkbox counts as unchecked
                 crits.append(item)
             body["custom_fields"] = crits

@@ -31,8 +31,7 @@ class PullResult:
     requests: int
 
 
-def pull(copper: Any, path: Path, *, date_order: str, full: bool = False,
-         notice: Any = None) -> PullResult:
+def pull(copper: Any, path: Path, *, date_order: str, full: bool = False) -> PullResult:
     from oppcli.backends.local import LocalStore
 
     started = int(time.time())

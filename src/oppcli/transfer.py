@@ -345,7 +345,7 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
         text = unneutralise(cell.strip())
         if column.startswith(CF_PREFIX):
             defn = lookups.custom_field(column[len(CF_PREFIX):])
-            if defn.get("data_type") in ("String", "Text", "URL") and text:
+            if defn.get("data_type") in F.CF_TEXT_TYPES and text:
                 text = unneutralise(cell)  # text keeps its spaces, as exported
             if not text:
                 value: Any = None

@@ -32,6 +32,7 @@ from oppcli.errors import (
     OppcliError,
     PartialFailure,
     ServiceError,
+    UncertainWrite,
     ValidationError,
 )
 from oppcli.lookups import LABELS, Lookups, _norm
@@ -200,11 +201,13 @@ class Answer:
 class _Retry(Exception):
     """A failed attempt that may be retried: why, and the wait the server asked for."""
 
-    def __init__(self, why: str, retry_after: float | None = None, *, sent: bool = True) -> None:
+    def __init__(self, why: str, retry_after: float | None = None, *, sent: bool = True,
+                 rate_limited: bool = False) -> None:
         super().__init__(why)
         self.why = why
         self.retry_after = retry_after
         self.sent = sent  # False when the request cannot have reached the server
+        self.rate_limited = rate_limited  # a 429: refused, so never done
 
 
 def error_message(resp: requests.Response) -> str:
@@ -295,22 +298,22 @@ class HttpClient:
             try:
                 return self._attempt(method, url, data, what)
             except _Retry as exc:
-                may_retry = idempotent or not exc.sent or exc.why.startswith("429")
+                may_retry = idempotent or not exc.sent or exc.rate_limited
                 if not may_retry:
-                    raise ServiceError(
+                    raise UncertainWrite(
                         f"{what}: {exc.why}; Copper may or may not have done it, so it was not "
                         "retried", "check before trying again (a create could otherwise be "
                         "made twice)") from None
                 if attempt >= self.retries:
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
-                    if exc.why.startswith("429"):
+                    if exc.rate_limited:
                         raise ServiceError(f"{what}: Copper kept rate-limiting (429) after {tries}",
                                            "wait a minute, or lower copper.rate_limit if other "
                                            "jobs share the key") from None
                     raise ServiceError(f"{what}: {exc.why} after {tries}",
                                        "Copper or the network is failing; try again later") from None
                 delay = self._delay(attempt, exc.retry_after)
-                if exc.why.startswith("429"):
+                if exc.rate_limited:
                     self.pacer.pause(delay)
                 self.log(f"{what}: {exc.why}; retry {attempt + 1} of {self.retries} "
                          f"in {delay:.2f} s")
@@ -369,7 +372,8 @@ class HttpClient:
                               "does not follow (the key would go with it)",
                               "set copper.url to the API's real address")
         if status == 429:
-            raise _Retry("429 rate limited", _retry_after(resp.headers.get("Retry-After")))
+            raise _Retry("429 rate limited", _retry_after(resp.headers.get("Retry-After")),
+                         rate_limited=True)
         if status >= 500:
             raise _Retry(f"{status} {error_message(resp)}")
         if status in (401, 403):
