@@ -114,12 +114,10 @@ class Audited:
         self._append("create", record["id"], None, record)
 
     def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
-        from oppcli.records import canonical
-
         self.log.check()
         record: Record = self.inner.update(opp_id, changes)
         before = self.inner.last_before
-        if before is not None and canonical(before) != canonical(record):
+        if before is not None and before != record:
             self._append("update", opp_id, before, record)
         return record
 

@@ -100,6 +100,15 @@ WRITABLE: tuple[Field, ...] = tuple(f for f in FIELDS if f.writable)
 SIMPLE_WRITABLE: tuple[Field, ...] = tuple(f for f in WRITABLE if f.kind not in (TAGS, CUSTOM))
 REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
 SORTABLE: tuple[str, ...] = tuple(f.name for f in FIELDS if f.sortable)
+# oppcli's sort fields -> Copper's sort_by values: only those whose order is not in doubt.
+# Copper may sort "assignee", "stage", "status" or "priority" by name or by its own ranks, not as
+# the local store does, so those (and fields Copper cannot sort by at all) are sorted by the
+# client after fetching every match (see split_for_copper).
+COPPER_SORT = {"name": "name", "date_modified": "date_modified", "date_created": "date_created",
+               "company_name": "company_name", "monetary_value": "monetary_value",
+               "close_date": "close_date", "win_probability": "win_probability"}
+# Sort fields Copper cannot order by: the Copper backend sorts them after fetching every match.
+CLIENT_SORTED: tuple[str, ...] = tuple(n for n in SORTABLE if n not in COPPER_SORT)
 # Fields a client may send that the backend owns; accepted in --from-json and ignored.
 READ_ONLY: frozenset[str] = frozenset(f.name for f in FIELDS if not f.writable)
 # Extras some Copper responses carry: kept and passed through, never written by oppcli.

@@ -207,7 +207,7 @@ class Query:
         server = replace(self, name_contains=None, priorities=[],
                          company_ids=[] if no_company else list(self.company_ids),
                          custom=[c for c in self.custom if c.on_server()])
-        if self.sort_by not in COPPER_SORT:
+        if self.sort_by not in F.COPPER_SORT:
             server.sort_by, server.descending = "date_modified", False
         client = Query(name=self.name, name_contains=self.name_contains,
                        priorities=list(self.priorities),
@@ -222,7 +222,7 @@ class Query:
         body: dict[str, Any] = {
             "page_number": page_number,
             "page_size": page_size,
-            "sort_by": COPPER_SORT[q.sort_by],
+            "sort_by": F.COPPER_SORT[q.sort_by],
             "sort_direction": "desc" if q.descending else "asc",
         }
         pairs: list[tuple[str, Any]] = [
@@ -258,15 +258,6 @@ class Query:
                 crits.append(item)
             body["custom_fields"] = crits
         return body
-
-
-# oppcli's sort fields -> Copper's sort_by values: only those whose order is not in doubt.
-# Copper may sort "assignee", "stage", "status" or "priority" by name or by its own ranks, not as
-# the local store does, so those (and fields Copper cannot sort by at all) are sorted by the
-# client after fetching every match (see split_for_copper).
-COPPER_SORT = {"name": "name", "date_modified": "date_modified", "date_created": "date_created",
-               "company_name": "company_name", "monetary_value": "monetary_value",
-               "close_date": "close_date", "win_probability": "win_probability"}
 
 
 def order(items: list[tuple[Any, int, Any]], descending: bool) -> list[tuple[Any, int, Any]]:

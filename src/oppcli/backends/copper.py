@@ -36,7 +36,7 @@ from oppcli.errors import (
     ValidationError,
 )
 from oppcli.lookups import LABELS, Lookups, _norm
-from oppcli.records import apply_changes, canonical, changed_fields, check_refs
+from oppcli.records import apply_changes, changed_fields, check_refs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -694,13 +694,13 @@ class CopperBackend:
         100,000 results continues in date_modified windows when sorted by date_modified, and
         warns otherwise.
         """
-        from oppcli.query import COPPER_SORT, order
+        from oppcli.query import order
 
         if query.limit == 0:
             return
         server, client = query.split_for_copper()
         check = client.compile(self._date_order) if client.has_filters() else None
-        if query.sort_by not in COPPER_SORT:  # sorted here, so every match is fetched first
+        if query.sort_by not in F.COPPER_SORT:  # sorted here, so every match is fetched first
             key = query.sort_value(self._date_order)
             hits = [(key(r), int(r["id"]), r) for r in self._windows(server, PAGE_SIZE, None)
                     if check is None or check(r)]
@@ -807,10 +807,9 @@ class CopperBackend:
 
 def normalise(record: Mapping[str, Any]) -> Record:
     """Copper's record with every field present (null when Copper left it out), in field order."""
-    out = canonical(record)
-    for name in F.FIELD_NAMES:
-        out.setdefault(name, None)
-    return canonical(out)
+    out: Record = dict.fromkeys(F.FIELD_NAMES)
+    out.update(record)
+    return out
 
 
 def _header_safe(text: str) -> bool:

@@ -23,15 +23,10 @@ from oppcli.commands.common import (
 )
 from oppcli.errors import ValidationError
 
-# Sort fields Copper's search cannot order by (query.COPPER_SORT lacks them; a test checks).
-CLIENT_SORTED = ("id", "assignee_id", "company_id", "customer_source_id", "loss_reason_id",
-                 "pipeline_id", "primary_contact_id", "priority", "pipeline_stage_id",
-                 "pipeline_type", "status")
-
 # ---- list and search --------------------------------------------------------------------------
 SortOpt = Annotated[Optional[str], typer.Option(
     "--sort", help="Field to sort by (default: date_modified, newest first): "
-    + ", ".join(F.SORTABLE) + ". On Copper, " + ", ".join(CLIENT_SORTED)
+    + ", ".join(F.SORTABLE) + ". On Copper, " + ", ".join(F.CLIENT_SORTED)
     + " are sorted after fetching every match.",
     autocompletion=C.choices(F.SORTABLE),
     metavar="FIELD")]
