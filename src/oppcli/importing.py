@@ -19,7 +19,7 @@ import orjson
 from oppcli import errors as E
 from oppcli.errors import OppcliError, PartialFailure, UsageError
 from oppcli.query import Query
-from oppcli.records import apply_changes, changed_fields, check_refs
+from oppcli.records import apply_changes, changed_fields, check_refs, refs_to_check
 from oppcli.transfer import (
     InputFile,
     Row,
@@ -191,14 +191,6 @@ class Importer:
         except OppcliError as exc:
             return Result(row, fail, detail=str(exc))
 
-    def _check_refs(self, fields: Record) -> None:
-        """Ids must exist, as the real write will check (Copper refreshes stale tables once)."""
-        own = getattr(self.backend, "_check_refs", None)
-        if own is not None:
-            own(fields)
-        else:
-            check_refs(fields, self.lookups)
-
     def _payload(self, values: dict[str, Any]) -> tuple[int | None, Record]:
         if self.fmt == "csv":
             return csv_payload(values, self.lookups, self.date_order)
@@ -228,7 +220,7 @@ class Importer:
 
         check_create(payload)
         if self.dry_run:
-            self._check_refs({k: v for k, v in payload.items() if v is not None})
+            check_refs({k: v for k, v in payload.items() if v is not None}, self.lookups)
             return Result(row, "would create")
         try:
             record = self.backend.create(payload)
@@ -270,11 +262,7 @@ class Importer:
             return Result(row, "unchanged", opp_id)
         fields = ", ".join(diff)
         if self.dry_run:
-            sent = dict(diff)
-            if "pipeline_id" in diff or "pipeline_stage_id" in diff:
-                sent.update(pipeline_id=new.get("pipeline_id"),
-                            pipeline_stage_id=new.get("pipeline_stage_id"))
-            self._check_refs(sent)
+            check_refs(refs_to_check(diff, new), self.lookups)
             return Result(row, "would update", opp_id, fields)
         self.backend.update(opp_id, changes)
         return Result(row, "updated", opp_id, fields)

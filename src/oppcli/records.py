@@ -177,3 +177,12 @@ def _same_value(a: Any, b: Any) -> bool:
     if a in (None, []) and b in (None, []):
         return True
     return bool(a == b)
+
+
+def refs_to_check(sent: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a change whose ids check_refs must look at: those sent, with the pipeline
+    and stage checked as a pair when either changes."""
+    out = dict(sent)
+    if "pipeline_id" in sent or "pipeline_stage_id" in sent:
+        out.update(pipeline_id=new.get("pipeline_id"), pipeline_stage_id=new.get("pipeline_stage_id"))
+    return out

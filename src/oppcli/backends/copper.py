@@ -36,7 +36,7 @@ from oppcli.errors import (
     ValidationError,
 )
 from oppcli.lookups import LABELS, Lookups, _norm
-from oppcli.records import apply_changes, changed_fields, check_refs
+from oppcli.records import apply_changes, changed_fields, check_refs, refs_to_check
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -455,6 +455,10 @@ class CopperLookups(Lookups):
                 return super().resolve(table, text, pipeline_ids=pipeline_ids)
             raise
 
+    def has(self, table: str, ident: int) -> bool:
+        """An id the cached tables lack refreshes them once: it may be new in Copper."""
+        return super().has(table, ident) or (self._reload() and super().has(table, ident))
+
     def custom_field(self, text: str) -> dict[str, Any]:
         try:
             return super().custom_field(text)
@@ -605,18 +609,6 @@ class CopperBackend:
             raise ServiceError(f"{what}: Copper's answer is not an opportunity")
         return normalise(body)
 
-    def _check_refs(self, fields: Mapping[str, Any]) -> None:
-        """Ids being sent must exist in the lookup tables (exit 4 like the local store, not
-        Copper's 422). Only what is sent is checked, and an id the cached tables do not know
-        refreshes them once: it may be new in Copper."""
-        lookups = self.lookups()
-        try:
-            check_refs(dict(fields), lookups)
-        except NotFoundError:
-            if not (isinstance(lookups, CopperLookups) and lookups._reload()):
-                raise
-            check_refs(dict(fields), lookups)
-
     def get(self, opp_id: int) -> Record:
         try:
             body = self.client.call("GET", f"/opportunities/{opp_id}",
@@ -634,7 +626,7 @@ class CopperBackend:
         check_create(payload)
         # Left out rather than null: Copper fills its defaults (and may refuse a null).
         body = {k: v for k, v in payload.items() if k not in F.READ_ONLY and v is not None}
-        self._check_refs(body)
+        check_refs(body, self.lookups())  # exit 4 like the local store, not Copper's 422
         answer = self.client.call("POST", "/opportunities", body, idempotent=False,
                                   what="create opportunity")
         return self._record(answer.body, "create opportunity")
@@ -647,11 +639,7 @@ class CopperBackend:
         body = changed_fields(current, new)
         if not body:  # nothing changes: nothing is sent
             return current
-        sent = dict(body)
-        if "pipeline_id" in body or "pipeline_stage_id" in body:  # checked as a pair
-            sent.update(pipeline_id=new.get("pipeline_id"),
-                        pipeline_stage_id=new.get("pipeline_stage_id"))
-        self._check_refs(sent)
+        check_refs(refs_to_check(body, new), lookups)  # only what is sent
         try:
             answer = self.client.call("PUT", f"/opportunities/{opp_id}", body,
                                       what=f"update opportunity {opp_id}")
