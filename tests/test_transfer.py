@@ -1118,3 +1118,14 @@ def test_a_failed_pull_changes_nothing(run, copper, mirror, monkeypatch):
     copper.fail(SEARCH, times=None, status=500)
     run("--store", str(mirror), "sync", "pull", expect=5)
     assert snapshot(mirror) == before and temps(mirror) == []
+
+
+def test_import_by_name_on_copper_costs_a_search_and_a_put_per_row(run, copper, work):
+    path = work / "rows.csv"
+    path.write_text("name,status\nNorthwind Traders - Onboarding Package,Won\n"
+                    "Contoso Ltd - Analytics Add-on,Lost\n")
+    run("lookups", "-o", "json")
+    copper.requests.clear()
+    run("import", str(path), "--match", "name")
+    kinds = [(c.method, c.path.rsplit("/", 1)[-1]) for c in copper.requests]
+    assert [k[0] for k in kinds] == ["POST", "PUT", "POST", "PUT"]  # no GET of what was found

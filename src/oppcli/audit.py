@@ -113,9 +113,10 @@ class Audited:
         """A create whose answer was lost, found made after all: recorded like any create."""
         self._append("create", record["id"], None, record)
 
-    def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
+    def update(self, opp_id: int, changes: Mapping[str, Any],
+               current: Record | None = None) -> Record:
         self.log.check()
-        record: Record = self.inner.update(opp_id, changes)
+        record: Record = self.inner.update(opp_id, changes, current)
         before = self.inner.last_before
         if before is not None and before != record:
             self._append("update", opp_id, before, record)

@@ -264,5 +264,5 @@ class Importer:
         if self.dry_run:
             check_refs(refs_to_check(diff, new), self.lookups)
             return Result(row, "would update", opp_id, fields)
-        self.backend.update(opp_id, changes)
+        self.backend.update(opp_id, changes, current=existing)
         return Result(row, "updated", opp_id, fields)

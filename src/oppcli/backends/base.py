@@ -37,8 +37,12 @@ class Backend(Protocol):
     def create(self, payload: Mapping[str, Any]) -> Record:
         """Create from checked field values; returns the stored record with its id."""
 
-    def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
+    def update(self, opp_id: int, changes: Mapping[str, Any],
+               current: Record | None = None) -> Record:
         """Change only the given fields (None clears); returns the full updated record.
+
+        `current`: the record as the caller just read it, so a remote backend need not fetch
+        it again (the local store reads it under its lock anyway).
 
         `changes["tags"]` may be a models.TagEdit, applied to the current tags.
         `changes["custom_fields"]` lists only the definitions to change.

@@ -631,8 +631,9 @@ class CopperBackend:
                                   what="create opportunity")
         return self._record(answer.body, "create opportunity")
 
-    def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
-        current = self._fetched.pop(opp_id, None) or self.get(opp_id)
+    def update(self, opp_id: int, changes: Mapping[str, Any],
+               current: Record | None = None) -> Record:
+        current = current or self._fetched.pop(opp_id, None) or self.get(opp_id)
         self.last_before = current
         lookups = self.lookups()
         new = apply_changes(current, changes, lookups)

@@ -516,7 +516,8 @@ class LocalStore:
                 os.close(fd)
         return orjson.loads(line)  # type: ignore[no-any-return]
 
-    def update(self, opp_id: int, changes: Mapping[str, Any]) -> Record:
+    def update(self, opp_id: int, changes: Mapping[str, Any],
+               current: Record | None = None) -> Record:
         self.check_writable()
         lookups = self.lookups()
         with self._locked(), self._open_data() as f:
