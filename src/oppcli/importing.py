@@ -42,9 +42,13 @@ class Result:
     id: int | None = None
     detail: str = ""
 
+    @property
+    def failed(self) -> bool:
+        return self.action in ("failed", "would fail")
+
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"row": self.row.where, "action": self.action, "id": self.id}
-        if self.action == "failed" or self.action.endswith("fail"):
+        if self.failed:
             out["error"] = self.detail
         elif self.detail:
             out["detail"] = self.detail
@@ -56,8 +60,7 @@ class Result:
 
 
 def run(data: bytes, name: str, *, fmt: str | None, match: str, on_conflict: str,
-        dry_run: bool, failed_rows: Path | None, report: str, backend: Any,
-        input_date_order: str) -> None:
+        dry_run: bool, failed_rows: Path | None, report: str, backend: Any) -> None:
     fmt = (fmt or detect_format(name, data)).strip().lower()
     source = read_input(data, fmt)
     if not source.rows:
@@ -92,7 +95,7 @@ def _finish(results: list[Result], source: InputFile, name: str, failed_rows: Pa
     for r in results:
         counts[r.action] = counts.get(r.action, 0) + 1
     summary = ", ".join(f"{n} {action}" for action, n in counts.items())
-    failed = [r.row for r in results if r.action in ("failed", "would fail")]
+    failed = [r.row for r in results if r.failed]
     prefix = "dry run, nothing changed: " if dry_run else ""
     if not failed:
         print(f"oppcli: {prefix}{len(results)} rows: {summary}", file=sys.stderr)
@@ -100,8 +103,7 @@ def _finish(results: list[Result], source: InputFile, name: str, failed_rows: Pa
     if dry_run:
         raise PartialFailure(f"{prefix}{len(failed)} of {len(results)} rows would fail "
                              f"({summary})", "fix them and run the dry run again")
-    path = failed_rows or _failed_path(name, source.fmt)
-    atomic_write_bytes(path, failed_rows_bytes(source, failed))
+    path = _save_failed(source, failed, name, failed_rows)
     raise PartialFailure(f"{len(failed)} of {len(results)} rows failed ({summary}); they are "
                          f"in {path}", f"fix them and run `oppcli import {path}`")
 
@@ -118,10 +120,9 @@ def _keep_undone(source: InputFile, left: list[Row], results: list[Result], name
                  failed_rows: Path | None) -> None:
     """Interrupted: the rows not done (and those that failed) go to the failed-rows file, so
     running it imports each row once."""
-    failed = [r.row for r in results if r.action == "failed"] + left
-    path = failed_rows or _failed_path(name, source.fmt)
+    failed = [r.row for r in results if r.failed] + left
     try:
-        atomic_write_bytes(path, failed_rows_bytes(source, failed))
+        path = _save_failed(source, failed, name, failed_rows)
     except OppcliError:
         return
     print(f"oppcli: interrupted at {left[0].where}: the {len(failed)} rows not imported are in "
@@ -133,15 +134,21 @@ def _stop(exc: OppcliError, source: InputFile, left: list[Row], results: list[Re
     """End the import at a failure that is not the row's fault: keep every row not imported
     (and the rows that failed before) for the next run, and fail with the error's own code."""
     where = left[0].where
-    failed = [r.row for r in results if r.action in ("failed", "would fail")] + left
-    done = len(results) - sum(r.action in ("failed", "would fail") for r in results)
+    failed = [r.row for r in results if r.failed] + left
+    done = len(results) - sum(r.failed for r in results)
     if dry_run:
         raise type(exc)(f"{exc.message} (stopped at {where}; dry run, nothing changed)", exc.hint)
-    path = failed_rows or _failed_path(name, source.fmt)
-    atomic_write_bytes(path, failed_rows_bytes(source, failed))
+    path = _save_failed(source, failed, name, failed_rows)
     raise type(exc)(f"{exc.message}; stopped at {where} after {done} rows: the {len(failed)} "
                     f"rows not imported are in {path}", f"run `oppcli import {path}` when it "
                     "works again") from None
+
+
+def _save_failed(source: InputFile, rows: list[Row], name: str, failed_rows: Path | None) -> Path:
+    """Write rows to run again, in the input's own format; returns where."""
+    path = failed_rows or _failed_path(name, source.fmt)
+    atomic_write_bytes(path, failed_rows_bytes(source, rows))
+    return path
 
 
 def _failed_path(name: str, fmt: str) -> Path:

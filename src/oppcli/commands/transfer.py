@@ -258,7 +258,7 @@ def import_(
     data, name = _read_input(file)
     importing.run(data, name, fmt=input_format, match=match, on_conflict=on_conflict,
                   dry_run=dry_run, failed_rows=failed_rows, report=report,
-                  backend=STATE.backend(), input_date_order=STATE.input_date_order())
+                  backend=STATE.backend())
 
 
 def _read_input(file: str) -> tuple[bytes, str]:
