@@ -148,9 +148,8 @@ def _export_locked(backend: Any, query: Any, source: str, since_ts: int | None,
                 state.advance(r)
             yield r
 
-    class _Empty(Exception):
-        pass
-
+    empty = E.NotFoundError("nothing to export (--fail-empty)",
+                            f"{output_file or 'the output'} and the state file are unchanged")
     with terminate_cleanly():
         try:
             if output_file is None:
@@ -159,18 +158,15 @@ def _export_locked(backend: Any, query: Any, source: str, since_ts: int | None,
                 count = _bin(lambda out: write_many(progress.wrap(records()), fmt, out, ctx,
                                                     names=names, raw=raw))
             else:
-                with atomic_output(output_file) as out:
+                with atomic_output(output_file) as out:  # raising inside keeps the old file
                     count = write_many(progress.wrap(records()), fmt, out, ctx, names=names,
                                        raw=raw)
                     if count == 0 and fail_empty:
-                        raise _Empty
-        except _Empty:
-            count = 0
+                        raise empty
         finally:
             progress.done()
     if count == 0 and fail_empty:
-        raise E.NotFoundError("nothing to export (--fail-empty)",
-                              f"{output_file or 'the output'} and the state file are unchanged")
+        raise empty
     if state is not None and state_file is not None:
         state.save(state_file, started)
     if sys.stderr and sys.stderr.isatty():
