@@ -13,7 +13,6 @@ import io
 import os
 import re
 import signal
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -108,35 +107,19 @@ def _alive(pid: int) -> bool:
 def atomic_output(path: Path) -> Iterator[IO[bytes]]:
     """A binary file that replaces PATH only when the block succeeds: written to a temporary
     file in the same directory (owner-only), fsynced, then renamed over PATH. A failed, killed
-    or interrupted run leaves the previous PATH untouched and never a partial one."""
-    from oppcli.backends.local import _fsync_dir
+    or interrupted run leaves the previous PATH untouched and never a partial one; the temporary
+    file carries the process id, so a later run can tell a killed run's leftovers."""
+    from oppcli.backends.local import replacing
 
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
     remove_stale_temps(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}-", suffix=".tmp",
-                                   dir=directory)
-    except OSError as exc:
-        raise ConfigError(f"cannot write in {directory}: {exc.strerror}",
-                          "check the directory exists and is writable") from exc
-    done = False
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        with replacing(path, prefix=f"{_tmp_prefix(path)}{os.getpid()}-") as out:
             yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        done = True
-        _fsync_dir(directory)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}",
-                          "the previous file, if any, is unchanged") from exc
-    finally:
-        if not done:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                          "check the directory exists and is writable; the previous file, if "
+                          "any, is unchanged") from exc
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -65,26 +65,41 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a whole file so that readers see the old or the new content, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+@contextlib.contextmanager
+def replacing(path: Path, *, prefix: str | None = None, mode: int = 0o600,
+              buffering: int = 1 << 20) -> Iterator[BinaryIO]:
+    """A temporary file beside PATH that replaces it, fsynced, when the block succeeds, and is
+    removed when it fails: readers see the old or the new content, never a part. OSError
+    propagates for the caller to name."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=".tmp",
+                               dir=path.parent if str(path.parent) else ".")
+    done = False
     try:
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
+        with os.fdopen(fd, "wb", buffering=buffering) as out:
+            fd = -1
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        done = True
+    finally:
         if fd >= 0:
             os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     _fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a whole file so that readers see the old or the new content, never a part."""
+    with replacing(path, mode=mode, buffering=0) as out:
+        view = memoryview(data)
+        while view:
+            written = os.write(out.fileno(), view)
+            view = view[written:]
 
 
 def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
@@ -635,28 +650,12 @@ class LocalStore:
 
     @contextlib.contextmanager
     def _new_data_file(self, buffering: int = 1 << 20) -> Iterator[BinaryIO]:
-        """A temporary file in the store that replaces the data file, fsynced, when the block
-        succeeds; removed when it fails. Hold the lock."""
-        tmp_fd, tmp = tempfile.mkstemp(prefix=f".{DATA}.", suffix=".tmp", dir=self.path)
-        done = False
+        """The data file's replacement (see replacing()); hold the lock."""
         try:
-            os.fchmod(tmp_fd, 0o600)
-            with os.fdopen(tmp_fd, "wb", buffering=buffering) as out:
-                tmp_fd = -1
+            with replacing(self.data_path, prefix=f".{DATA}.", buffering=buffering) as out:
                 yield out
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.data_path)
-            done = True
         except OSError as exc:
             raise _os_error(exc, self.data_path, "rewrite") from exc
-        finally:
-            if tmp_fd >= 0:
-                os.close(tmp_fd)
-            if not done:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-        _fsync_dir(self.path)
 
 
 _ID_AT_START = re.compile(rb'^\{"id":(\d+)[,}]')
