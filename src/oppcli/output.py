@@ -343,13 +343,9 @@ def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None
 def emit_many(records: Iterator[Record], fmt: str, ctx: Context, *,
               names: Sequence[str] | None = None, raw: bool = False, more: bool = False) -> int:
     """Write a list of records to stdout in the format; returns how many."""
-    if fmt == "json":
-        return _bin(lambda b: write_json(records, b, names))
-    if fmt == "jsonl":
-        return _bin(lambda b: write_jsonl(records, b, names))
-    if fmt in ("csv", "tsv"):
-        return write_delimited(records, sys.stdout, names, ctx, tsv=fmt == "tsv", raw=raw)
-    return write_table(records, sys.stdout, names, ctx, more=more)
+    if fmt == "table":
+        return write_table(records, sys.stdout, names, ctx, more=more)
+    return int(_bin(lambda b: write_many(records, fmt, b, ctx, names=names, raw=raw)))
 
 
 def write_many(records: Iterator[Record], fmt: str, out: IO[bytes], ctx: Context, *,

@@ -153,10 +153,9 @@ def _export_locked(backend: Any, query: Any, source: str, since_ts: int | None,
     with terminate_cleanly():
         try:
             if output_file is None:
-                from oppcli.output import _bin
+                from oppcli.output import emit_many
 
-                count = _bin(lambda out: write_many(progress.wrap(records()), fmt, out, ctx,
-                                                    names=names, raw=raw))
+                count = emit_many(progress.wrap(records()), fmt, ctx, names=names, raw=raw)
             else:
                 with atomic_output(output_file) as out:  # raising inside keeps the old file
                     count = write_many(progress.wrap(records()), fmt, out, ctx, names=names,
