@@ -1081,11 +1081,7 @@ class _Handler(BaseHTTPRequestHandler):
                               None if resp is None else resp.status, started, time.time())
         fake._log(entry)
         if drop or resp is None:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up()
             return
         self.send_response(resp.status)
         for name, value in resp.headers.items():
@@ -1095,13 +1091,17 @@ class _Handler(BaseHTTPRequestHandler):
         if rule is not None and rule.cut:  # the connection dies half-way through the body
             self.wfile.write(resp.body[: len(resp.body) // 2])
             self.wfile.flush()
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up()
             return
         self.wfile.write(resp.body)
+
+    def _hang_up(self) -> None:
+        """Close the connection without (the rest of) an answer."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
