@@ -50,6 +50,7 @@ SEARCH_WINDOW = 100_000  # Copper serves only the first 100,000 matches of a sea
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 300.0
 MAX_BACKOFF = 60.0
+MAX_BOOKING_AHEAD = 600.0
 AUTH_HINT = ("check copper.api_key and copper.user_email (`oppcli config show`, "
              "`oppcli auth check`); a wrong copper.url path can also answer 401")
 # Lookup tables fetched whole; companies and people are searched by name when needed.
@@ -176,9 +177,12 @@ class SharedPacer(Pacer):
         now = self.clock()
         starts = state.get("starts")
         if isinstance(starts, list) and all(isinstance(t, (int, float)) for t in starts):
-            # Bookings are absolute times; ones in the far future (a clock set back) are dropped.
+            # Bookings are absolute times. Many waiting processes can book well ahead, so only
+            # ones past any real wait (a clock set back) are dropped: ten minutes beyond the
+            # window.
             self._starts.clear()
-            self._starts.extend(t for t in starts[-self.limit:] if t <= now + self.window * 2)
+            self._starts.extend(t for t in starts[-self.limit:]
+                                if t <= now + self.window + MAX_BOOKING_AHEAD)
         for attr, key in (("_tokens", "tokens"), ("_last", "last"), ("_paused_until", "paused_until")):
             value = state.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
