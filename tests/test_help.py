@@ -16,13 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def all_commands():
+    """Every command and group, built through the group's own lookup (the root builds its
+    commands on demand)."""
     root = typer.main.get_command(app)
     stack = [((), root)]
     while stack:
         path, cmd = stack.pop()
         yield path, cmd
-        for name, sub in getattr(cmd, "commands", {}).items():
-            stack.append(((*path, name), sub))
+        if hasattr(cmd, "list_commands"):
+            ctx = typer.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                stack.append(((*path, name), cmd.get_command(ctx, name)))
 
 
 COMMANDS = sorted(all_commands(), key=lambda pc: pc[0])
@@ -49,7 +53,7 @@ def test_every_command_has_a_summary_an_example_and_explained_options(path, cmd)
 ])
 def test_options_name_their_accepted_values(flag, values):
     root = typer.main.get_command(app)
-    cmd = root.commands["search"]
+    cmd = root.get_command(typer.Context(root), "search")
     param = next(p for p in cmd.params if flag in p.opts)
     for value in values:
         assert value in param.help, (flag, value)
@@ -77,3 +81,23 @@ def test_readme_command_reference_matches_the_cli():
     readme = (ROOT / "README.md").read_text()
     for path, _ in COMMANDS:
         assert f"#### `{' '.join(('oppcli', *path))}`" in readme
+
+
+def test_the_top_level_summaries_are_the_commands_own():
+    """`oppcli --help` lists commands without building them, from cli.COMMANDS: its summaries
+    must stay the first lines of the commands' docstrings."""
+    from oppcli.cli import COMMANDS
+
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root)
+    assert root.list_commands(ctx) == [name for name, *_ in COMMANDS]
+    for name, _panel, _where, summary in COMMANDS:
+        cmd = root.get_command(ctx, name)
+        assert cmd.name == name
+        assert (cmd.help or "").strip().splitlines()[0] == summary, name
+
+
+def test_a_mistyped_command_gets_a_suggestion(run):
+    result = run("serach", "--status", "open", expect=2)
+    assert result.exit_code == 2
+    assert "No such command 'serach'. Did you mean 'search'?" in result.stderr

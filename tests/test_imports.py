@@ -57,6 +57,48 @@ def test_version_does_not_load_rich_or_the_store():
         assert heavy not in imported, f"--version imported {heavy}"
 
 
+def imported_by(argv: list[str], env_extra: dict[str, str] | None = None) -> set[str]:
+    """The top-level packages a real run of the installed oppcli imported (fresh interpreter)."""
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1", **(env_extra or {}))
+    proc = subprocess.run([oppcli_exe(), *argv], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "oppcli.cli" in imported  # the probe works
+    return imported
+
+
+def test_help_imports_neither_rich_nor_any_command_module():
+    """`oppcli --help` lists the commands from cli.COMMANDS: no command module, no Rich."""
+    imported = imported_by(["--help"])
+    top = {m.split(".")[0] for m in imported}
+    for heavy in ("rich", "requests", "orjson"):
+        assert heavy not in top, f"--help imported {heavy}"
+    commands = {m for m in imported if m.startswith("oppcli.commands.")} - {"oppcli.commands.common"}
+    assert not commands, f"--help imported {commands}"
+
+
+def test_a_command_imports_only_its_own_command_module(sample):
+    imported = imported_by(["list", "-o", "json"])
+    commands = {m for m in imported if m.startswith("oppcli.commands.")}
+    assert commands == {"oppcli.commands.common", "oppcli.commands.read"}, commands
+    top = {m.split(".")[0] for m in imported}
+    assert "rich" not in top and "requests" not in top
+
+
+def test_completion_on_copper_never_touches_the_network(tmp_path):
+    """Completing names against a Copper profile reads the lookup cache only: requests (the
+    only way oppcli reaches the network) is never imported, whatever the URL."""
+    env = {"OPPCLI_BACKEND": "copper", "COPPER_API_KEY": "k" * 20,
+           "COPPER_USER_EMAIL": "ada@example.com", "OPPCLI_STORE": str(tmp_path / "none"),
+           "COMP_WORDS": "oppcli search --stage Sa", "COMP_CWORD": "3",
+           "_OPPCLI_COMPLETE": "complete_bash"}
+    imported = imported_by([], env)
+    top = {m.split(".")[0] for m in imported}
+    assert "requests" not in top and "urllib3" not in top and "rich" not in top
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_scripts_are_generated_from_the_app(shell):
     proc = subprocess.run([sys.executable, "scripts/gen_completions.py", "--check"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -58,7 +57,7 @@ class AuditLog:
     def append(self, op: str, opp_id: int, before: Record | None, after: Record | None,
                undo_of: str | None = None) -> str:
         entry: dict[str, Any] = {
-            "audit_id": secrets.token_hex(4), "at": round(time.time(), 3), "op": op,
+            "audit_id": os.urandom(4).hex(), "at": round(time.time(), 3), "op": op,
             "backend": self.backend, "where": self.where, "profile": self.profile,
             "id": opp_id, "before": before, "after": after}
         if undo_of:

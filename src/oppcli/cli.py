@@ -9,7 +9,6 @@ in the order `oppcli --help` lists them.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -20,11 +19,46 @@ from typer.core import TyperGroup
 from oppcli import __version__
 from oppcli import completion as C
 from oppcli import errors as E
-from oppcli.commands import history, read, setup, transfer, write
 from oppcli.commands.common import PROG, STATE, err
 from oppcli.errors import OppcliError
 
 C.use_fixed_scripts()
+
+# The commands, in the order `oppcli --help` lists them within each panel: (name, panel,
+# "module:attribute" in oppcli.commands, summary). A command's module is imported and its
+# Click command built only when it runs or its help is shown: building all twenty from their
+# signatures costs more than importing Typer itself, and a run needs one. The summary is the
+# first line of the command's docstring (tests/test_help.py checks they agree), so the
+# top-level help needs no command module at all.
+COMMANDS: tuple[tuple[str, str, str, str], ...] = (
+    ("init", "Setup", "setup:init",
+     "Create the local store (at --store, OPPCLI_STORE, the profile's store or the default)."),
+    ("config", "Setup", "setup:config_app",
+     "Show and change settings (a TOML file; see `oppcli config path`)."),
+    ("auth", "Setup", "setup:auth_app", "Check the Copper credentials."),
+    ("list", "Read", "read:list_", "List opportunities, most recently modified first."),
+    ("search", "Read", "read:search", "Find opportunities matching every filter given "
+     "(filters are ANDed)."),
+    ("show", "Read", "read:show", "Show one opportunity: every field; custom fields by name "
+     "in a table."),
+    ("history", "Read", "history:history", "Show the changes made through oppcli (the audit "
+     "log), newest first."),
+    ("lookups", "Read", "read:lookups", "Show the lookup tables that names resolve against "
+     "(stages, users, sources, ...)."),
+    ("create", "Write", "write:create", "Create an opportunity; prints the stored record."),
+    ("update", "Write", "write:update", "Change only the given fields of an opportunity; "
+     "prints the updated record."),
+    ("delete", "Write", "write:delete", "Delete opportunities permanently (all or nothing: an "
+     "unknown id deletes none)."),
+    ("undo", "Write", "history:undo", "Take back a change: restore an updated or deleted "
+     "opportunity, or delete a created one."),
+    ("export", "Bulk", "transfer:export", "Export opportunities for other tools: streamed, "
+     "atomic, incremental; quiet in cron."),
+    ("import", "Bulk", "transfer:import_", "Create or update opportunities from a file, row by "
+     "row, reporting each row."),
+    ("sync", "Bulk", "transfer:sync_app",
+     "Keep a local store as an offline mirror of a Copper account."),
+)
 
 
 # ---- the one place errors become exit codes ------------------------------------------------
@@ -38,6 +72,8 @@ class OppcliGroup(TyperGroup):
                               **extra)
         except OppcliError as exc:
             if STATE.debug:
+                import traceback
+
                 traceback.print_exc()
             err(f"error: {exc}")
             code = exc.exit_code
@@ -54,7 +90,9 @@ class OppcliGroup(TyperGroup):
             if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
                 ctx = getattr(exc, "ctx", None)
                 where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-                if exc.format_message():  # empty: help was shown for a bare group
+                if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help
+                    exc.show()  # type: ignore[attr-defined]
+                elif exc.format_message():
                     err(f"error: {exc.format_message()}{where}")
                 code = int(exc.exit_code)
             elif isinstance(exc, BrokenPipeError):
@@ -62,6 +100,8 @@ class OppcliGroup(TyperGroup):
                 code = E.OK
             else:
                 if STATE.debug:
+                    import traceback
+
                     traceback.print_exc()
                     err(f"unexpected error: {type(exc).__name__}: {exc}")
                 else:
@@ -85,6 +125,48 @@ class OppcliGroup(TyperGroup):
             _silence_stdout()
             raise typer.Exit(E.OK) from None
         return rv
+
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [name for name, *_ in COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            entry = next((e for e in COMMANDS if e[0] == cmd_name), None)
+            if entry is None:
+                return None
+            self.commands[cmd_name] = _build(*entry[:3])
+        return self.commands[cmd_name]
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # Typer suggests only among commands already built; suggest among them all.
+        from typer._click.exceptions import UsageError
+
+        try:
+            return self._click_resolve_command(ctx, args)
+        except UsageError as exc:
+            import difflib
+
+            matches = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches:
+                exc.message = (f"{exc.message.rstrip('.')}. Did you mean "
+                               f"{', '.join(repr(m) for m in matches)}?")
+            raise
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The commands in panels (Setup, Read, ...) from COMMANDS, building none of them."""
+        from typer._click.utils import make_default_short_help
+
+        longest = max(len(name) for name, *_ in COMMANDS)
+        width = formatter.width - 6 - longest
+        panels: dict[str, list[tuple[str, str]]] = {}
+        for name, panel, _where, summary in COMMANDS:
+            # Padded, so that the panels' columns line up with each other.
+            panels.setdefault(panel, []).append(
+                (name.ljust(longest), make_default_short_help(summary, width)))
+        for panel, rows in panels.items():
+            with formatter.section(panel):
+                formatter.write_dl(rows)
 
 
 def _silence_stdout() -> None:
@@ -112,7 +194,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode="rich",
+    # Plain help: Rich is imported only to draw a table (it would double the start-up).
+    rich_markup_mode=None,
 )
 
 
@@ -150,22 +233,25 @@ def main_callback(
     STATE._backend = None
 
 
-# ---- the commands, in the order `oppcli --help` shows them ------------------------------------
-app.command(rich_help_panel="Setup")(setup.init)
-app.command("list", rich_help_panel="Read")(read.list_)
-app.command(rich_help_panel="Read")(read.search)
-app.command(rich_help_panel="Read")(read.show)
-app.command(rich_help_panel="Write")(write.create)
-app.command(rich_help_panel="Write")(write.update)
-app.command(rich_help_panel="Write")(write.delete)
-app.command(rich_help_panel="Write")(history.undo)
-app.command(rich_help_panel="Read")(history.history)
-app.command(rich_help_panel="Read")(read.lookups)
-app.command(rich_help_panel="Bulk")(transfer.export)
-app.command("import", rich_help_panel="Bulk")(transfer.import_)
-app.add_typer(setup.config_app, name="config", rich_help_panel="Setup")
-app.add_typer(setup.auth_app, name="auth", rich_help_panel="Setup")
-app.add_typer(transfer.sync_app, name="sync", rich_help_panel="Bulk")
+# ---- the commands: built on demand ---------------------------------------------------------
+def _target(where: str) -> Any:
+    module, attribute = where.split(":")
+    # __import__, not importlib.import_module: the same import, but -X importtime sees it.
+    return getattr(__import__(f"oppcli.commands.{module}", fromlist=[attribute]), attribute)
+
+
+def _build(name: str, panel: str, where: str) -> Any:
+    """The Click command (or group) for one entry of COMMANDS."""
+    from typer.main import get_command_from_info, get_group_from_info
+    from typer.models import CommandInfo, TyperInfo
+
+    target = _target(where)
+    if isinstance(target, typer.Typer):
+        return get_group_from_info(TyperInfo(target, name=name, rich_help_panel=panel),
+                                   pretty_exceptions_short=True, suggest_commands=True,
+                                   rich_markup_mode=None)
+    return get_command_from_info(CommandInfo(name=name, callback=target, rich_help_panel=panel),
+                                 pretty_exceptions_short=True, rich_markup_mode=None)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +118,8 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}",
                           "check its permissions, or point OPPCLI_CONFIG_DIR elsewhere") from exc
+    import tomllib  # here: most runs have no config file, and the parser costs ~5 ms to import
+
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
