@@ -286,9 +286,11 @@ def test_pages_of_200_until_a_short_page(run, big):
     assert all(p["sort_by"] == "name" for p in pages)
 
 
-def test_date_modified_order_pages_from_the_last_time_seen(run, big):
+def test_date_modified_order_pages_from_the_last_time_seen(run, big, monkeypatch):
     """Sorted by date_modified (the default, export, sync), each page starts where the last one
-    ended, so a deal edited during the run cannot push an unread one off a page."""
+    ended, so a deal edited during the run cannot push an unread one off a page. (One page at a
+    time; tests/test_concurrent_paging.py covers pages in flight.)"""
+    monkeypatch.setenv("OPPCLI_COPPER_CONCURRENCY", "1")
     ids = [r["id"] for r in run.json("list", "--sort", "id", "--asc")]  # sorted here, fetched
     assert ids == list(range(1, 3001))                                  # in date_modified order
     pages = [c.body for c in searches(big)]

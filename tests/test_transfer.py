@@ -256,7 +256,7 @@ def test_a_copper_export_failing_midway_leaves_the_previous_file(run, monkeypatc
         server.fail(SEARCH, times=1)  # page 1 answers normally...
         server.fail(SEARCH, times=None, status=500)  # ...every later page fails
         r = run("export", "--output-file", str(out), "--state-file", str(state), expect=5)
-        assert "500" in r.stderr and "page 2" in r.stderr
+        assert "500" in r.stderr and "search (" in r.stderr
         statuses = [c.status for c in server.calls(SEARCH, "POST")]
         assert statuses[0] == 200 and set(statuses[1:]) == {500}
     assert out.read_bytes() == b'{"previous": "export"}\n'

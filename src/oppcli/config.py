@@ -62,6 +62,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "jitter.", ("OPPCLI_COPPER_BACKOFF",), number=float),
     Key("copper.cache_ttl", "Seconds the cached lookup tables (pipelines, users, ...) stay fresh.",
         ("OPPCLI_COPPER_CACHE_TTL",), number=float),
+    Key("copper.concurrency", "Search pages a long search or export keeps in flight at once "
+        "(1: one at a time); the rate limit holds whatever it is.",
+        ("OPPCLI_COPPER_CONCURRENCY",), number=int),
 )}
 ALIASES = {"copper.date_order": "date_order"}
 
@@ -106,7 +109,7 @@ def defaults() -> dict[str, Any]:
     return {"backend": "local", "store": str(default_store()), "date_order": "MDY",
             "copper.url": DEFAULT_COPPER_URL, "copper.api_key": None, "copper.user_email": None,
             "copper.rate_limit": 180, "copper.rate_window": 60.0, "copper.timeout": 30.0,
-            "copper.retries": 5, "copper.backoff": 1.0, "copper.cache_ttl": 3600.0}
+            "copper.retries": 5, "copper.backoff": 1.0, "copper.cache_ttl": 3600.0, "copper.concurrency": 4}
 
 
 def read_config(path: Path | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -269,6 +269,19 @@ class HttpClient:
         })
         self.requests_sent = 0
         self._secret = api_key
+        self._count_lock = threading.Lock()
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        """The main thread's Session, or one per worker thread (a Session is not thread-safe);
+        each keeps its own connection alive."""
+        if threading.current_thread() is threading.main_thread():
+            return self.session
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self.session.headers)
+        return session
 
     def log(self, message: str) -> None:
         if self.debug:
@@ -337,11 +350,12 @@ class HttpClient:
                 self.log(f"pacing: waiting {wait:.2f} s for the rate limit")
             time.sleep(wait)
         started = time.monotonic()
-        self.requests_sent += 1
+        with self._count_lock:
+            self.requests_sent += 1
         try:
             # No redirects: requests would carry X-PW-AccessToken to wherever one points (it
             # strips only Authorization), and could turn https into plain http.
-            resp = self.session.request(method, url, data=data, timeout=self.timeout,
+            resp = self._session().request(method, url, data=data, timeout=self.timeout,
                                         allow_redirects=False)
             resp.content  # noqa: B018 -- read the body here, so a cut-off body is caught below
         except requests.exceptions.ConnectTimeout:
@@ -481,8 +495,11 @@ class CopperBackend:
 
     def __init__(self, client: HttpClient, *, date_order: str = "MDY",
                  cache: LookupCache | None = None, refresh: bool = False,
-                 notice: Callable[[str], None] = _stderr, window: int | None = None) -> None:
+                 notice: Callable[[str], None] = _stderr, window: int | None = None,
+                 concurrency: int = 1) -> None:
         self.client = client
+        self.concurrency = max(1, int(concurrency))
+        self._pool: _PagePool | None = None
         self._date_order = date_order
         self.cache = cache
         self.refresh = refresh
@@ -526,7 +543,8 @@ class CopperBackend:
         client = HttpClient(url, key, email, timeout=settings.number("copper.timeout"),
                             retries=settings.number("copper.retries"),
                             backoff=settings.number("copper.backoff"), pacer=pacer, debug=debug)
-        return cls(client, date_order=settings.date_order, cache=cache, refresh=refresh)
+        return cls(client, date_order=settings.date_order, cache=cache, refresh=refresh,
+                   concurrency=settings.number("copper.concurrency"))
 
     def describe(self) -> str:
         """The account: one URL serves every Copper account, so the user names it."""
@@ -729,13 +747,20 @@ class CopperBackend:
                     self._warn_window(total, query)
                 yield from (normalise(r) for r in rows)
             return
+        cursor = _Cursor()
+        if want is None and not query.descending and self.concurrency > 1:
+            yield from self._concurrent(query, page_size, cursor)
+            if cursor.done:
+                return
+        yield from self._keyset(query, page_size, cursor)
+
+    def _keyset(self, query: Query, page_size: int, cursor: _Cursor) -> Iterator[Record]:
+        """The rest of a date_modified-sorted search, one page at a time, from the cursor."""
         from dataclasses import replace
 
-        boundary: int | None = None
-        seen: set[Any] = set()  # ids already given whose date_modified is `boundary`
         page = 1
-        fetched = 0  # pages fetched so far, for messages
         while True:
+            boundary = cursor.boundary
             bounded = query if boundary is None else (
                 replace(query, modified_max=boundary) if query.descending
                 else replace(query, modified_min=boundary))
@@ -743,14 +768,11 @@ class CopperBackend:
                 self.notice(f"warning: more than {self.window:,} opportunities share the "
                             f"modification time {boundary}; Copper cannot page past them")
                 return
-            fetched += 1
-            rows, _ = self._page(bounded, page, page_size, number=fetched)
-            for r in rows:
-                if boundary is not None and r.get("date_modified") == boundary \
-                        and r.get("id") in seen:
-                    continue
-                yield normalise(r)
+            cursor.fetched += 1
+            rows, _ = self._page(bounded, page, page_size, number=cursor.fetched)
+            yield from cursor.take(rows)
             if len(rows) < page_size:
+                cursor.advance(rows)  # a caller may go on from here
                 return
             last = rows[-1].get("date_modified")
             if not isinstance(last, int):
@@ -758,12 +780,102 @@ class CopperBackend:
                             "is fetched by page number")
                 yield from self._rest_by_number(bounded, page + 1, page_size)
                 return
-            at_last = {r.get("id") for r in rows if r.get("date_modified") == last}
-            if last == boundary:  # the whole page shares one time: go on by page number
-                seen |= at_last
-                page += 1
-            else:
-                boundary, seen, page = last, at_last, 1
+            # The whole page shares one time: go on by page number; else a new search from it.
+            page = page + 1 if last == boundary else 1
+            cursor.advance(rows)
+
+    def _concurrent(self, query: Query, page_size: int, cursor: _Cursor) -> Iterator[Record]:
+        """The bulk of a long ascending date_modified search, several pages in flight at once
+        (latency, not the rate limit, bounds one page at a time), in order, leaving the cursor
+        for _keyset to finish with.
+
+        Keyset pages cannot be requested ahead (each starts where the last ended), so this
+        pages a frozen slice by number: every record modified before the newest modification
+        time Copper reports, less a minute of margin. Edits and deletes can only take records
+        out of that slice, and each answer's X-PW-TOTAL says whether one did: pages are used in
+        order only while every total matches the slice's first. At the first that does not,
+        or a page that is short, the remaining pages are dropped and _keyset goes on from the
+        last record used, so nothing is skipped. Copper's tie order is not documented: should
+        a page repeat an id (ties reordered between requests), the slice is read again by
+        keyset, keeping only ids not yet given, so none is lost either.
+        """
+        from dataclasses import replace
+
+        cursor.fetched += 1
+        rows, total = self._page(query, 1, page_size, number=cursor.fetched)
+        yield from cursor.take(rows)
+        if len(rows) < page_size or total is None or total <= 2 * page_size:
+            cursor.advance(rows)
+            if len(rows) < page_size:
+                cursor.done = True
+            return
+        cursor.advance(rows)
+        newest = self._newest(query)
+        if newest is None:
+            return
+        ceiling = newest - FROZEN_MARGIN
+        while cursor.boundary is not None and cursor.boundary <= ceiling:
+            start = _Cursor(cursor.boundary, set(cursor.seen), cursor.fetched)
+            frozen = replace(query, modified_min=cursor.boundary, modified_max=ceiling)
+            cursor.fetched += 1
+            rows, total = self._page(frozen, 1, page_size, number=cursor.fetched)
+            given: set[Any] = set()
+            repeated = False
+            for row in cursor.take(rows):
+                given.add(row.get("id"))
+                yield row
+            if total is None or len(rows) < page_size:
+                cursor.advance(rows)
+                return
+            cursor.advance(rows)
+            count = min(total, self.window)
+            pages = -(-count // page_size)
+            complete = True
+            ahead = self._pool_for().ordered(self._page, frozen, range(2, pages + 1), page_size,
+                                             first_number=cursor.fetched + 1)
+            try:
+                for number, (got, got_total) in enumerate(ahead, start=2):
+                    cursor.fetched += 1
+                    expected = page_size if number < pages else count - (pages - 1) * page_size
+                    if got_total != total or len(got) != expected:
+                        complete = False
+                        break
+                    taken = list(cursor.take(got))
+                    if len(taken) < len(got):  # a row given on an earlier page, again
+                        repeated = True
+                    for row in taken:
+                        if row.get("id") in given:
+                            repeated = True
+                            continue
+                        given.add(row.get("id"))
+                        yield row
+                    cursor.advance(got)
+            finally:
+                ahead.close()  # pages not yet started are dropped now, not at collection
+            if repeated:
+                # Read the slice again by keyset; give only what was not given.
+                start.seen |= given
+                again = self._keyset(replace(query, modified_max=ceiling), page_size, start)
+                yield from (r for r in again if r.get("id") not in given)
+                cursor.boundary, cursor.seen = start.boundary, start.seen
+                cursor.fetched = start.fetched
+                return
+            if not complete or total <= self.window:
+                return
+
+    def _newest(self, query: Query) -> int | None:
+        """The newest date_modified among the search's matches (one small request)."""
+        from dataclasses import replace
+
+        rows, _ = self._page(replace(query, descending=True), 1, 1, number=None,
+                             what="search (newest modification)")
+        last = rows[0].get("date_modified") if rows else None
+        return last if isinstance(last, int) else None
+
+    def _pool_for(self) -> _PagePool:
+        if self._pool is None:
+            self._pool = _PagePool(self.concurrency)
+        return self._pool
 
     def _rest_by_number(self, query: Query, page: int, page_size: int) -> Iterator[Record]:
         for _page, rows, _total in self._pages(query, page_size, first=page):
@@ -787,10 +899,10 @@ class CopperBackend:
             page += 1
 
     def _page(self, query: Query, page: int, page_size: int, number: int | None = None,
-              ) -> tuple[list[Record], int | None]:
+              what: str | None = None) -> tuple[list[Record], int | None]:
         answer = self.client.call("POST", "/opportunities/search",
                                   query.to_copper_body(page, page_size),
-                                  what=f"search (page {number or page})")
+                                  what=what or f"search (page {number or page})")
         rows = answer.body
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ServiceError(f"search page {page}: Copper's answer is not a list of "
@@ -832,3 +944,95 @@ def _int_header(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+FROZEN_MARGIN = 60  # seconds below the newest modification time that no edit can still reach
+
+
+class _Cursor:
+    """Where a date_modified-sorted search has got to: the last modification time given
+    (`boundary`) and the ids already given at exactly that time (`seen`)."""
+
+    def __init__(self, boundary: int | None = None, seen: set[Any] | None = None,
+                 fetched: int = 0) -> None:
+        self.boundary = boundary
+        self.seen: set[Any] = seen if seen is not None else set()
+        self.fetched = fetched  # pages fetched so far, for messages
+        self.done = False
+
+    def take(self, rows: list[dict[str, Any]]) -> Iterator[Record]:
+        """The page's records not given yet, normalised."""
+        for r in rows:
+            if self.boundary is not None and r.get("date_modified") == self.boundary \
+                    and r.get("id") in self.seen:
+                continue
+            yield normalise(r)
+
+    def advance(self, rows: list[dict[str, Any]]) -> None:
+        """Move past a page that was given (ascending order)."""
+        if not rows:
+            return
+        last = rows[-1].get("date_modified")
+        if not isinstance(last, int):
+            return
+        at_last = {r.get("id") for r in rows if r.get("date_modified") == last}
+        if last == self.boundary:
+            self.seen |= at_last
+        else:
+            self.boundary, self.seen = last, at_last
+
+
+class _PagePool:
+    """A few daemon threads that fetch pages; results come back in the order asked for.
+
+    Daemon threads, so an interrupted export exits at once instead of waiting for answers
+    nobody will read. At most 2 x workers pages are held ahead of the reader.
+    """
+
+    def __init__(self, workers: int) -> None:
+        import queue
+
+        self.workers = workers
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"oppcli-page-{i}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            future, func, args, kwargs = self.jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(func(*args, **kwargs))
+            except BaseException as exc:  # handed to the reader, who raises it
+                future.set_exception(exc)
+
+    def ordered(self, func: Callable[..., Any], query: Query, pages: Iterable[int],
+                page_size: int, first_number: int) -> Generator[Any, None, None]:
+        from concurrent.futures import Future
+
+        pending: collections.deque[Future[Any]] = collections.deque()
+        todo = iter(pages)
+        number = first_number
+
+        def submit() -> bool:
+            nonlocal number
+            page = next(todo, None)
+            if page is None:
+                return False
+            future: Future[Any] = Future()
+            self.jobs.put((future, func, (query, page, page_size), {"number": number}))
+            number += 1
+            pending.append(future)
+            return True
+
+        try:
+            while len(pending) < 2 * self.workers and submit():
+                pass
+            while pending:
+                result = pending.popleft().result()
+                submit()
+                yield result
+        finally:
+            for future in pending:  # the reader stopped early: drop what has not started
+                future.cancel()
