@@ -479,3 +479,39 @@ def test_bad_value_exits_2_with_a_one_line_message(run, ro_sample, args, needles
     line = one_line_error(run("search", *args, expect=2))
     for needle in needles:
         assert needle in line, (needle, line)
+
+
+# ---- show finds a record by binary search over the id order ---------------------------------
+def test_show_finds_every_id_by_the_id_order_and_falls_back_for_a_hand_edited_file(run, tmp_path):
+    store = tmp_path / "bisect"
+    records = sample_records(count=600)
+    LocalStore.create_store(store, lookups=SAMPLE_LOOKUPS, records=records)
+    ids = [r["id"] for r in records]
+    run("--store", str(store), "delete", str(ids[300]), str(ids[0]), str(ids[-1]), "--yes")
+    gone = {ids[300], ids[0], ids[-1]}
+    data = store / "opportunities.jsonl"
+    for layout in ("sorted", "hand-edited"):
+        if layout == "hand-edited":  # the last lines moved to the top: no longer in id order
+            lines = data.read_bytes().splitlines(keepends=True)
+            data.write_bytes(b"".join(lines[-50:] + lines[:-50]))
+        for opp_id in ids:
+            if opp_id in gone:
+                run("--store", str(store), "show", str(opp_id), "-o", "json", expect=4)
+            else:
+                got = orjson.loads(run("--store", str(store), "show", str(opp_id), "-o",
+                                       "json").stdout)
+                assert got["id"] == opp_id, layout
+        run("--store", str(store), "show", str(ids[-1] + 100), "-o", "json", expect=4)
+
+
+def test_show_reports_a_damaged_line_it_lands_on(run, tmp_path):
+    store = tmp_path / "damaged"
+    records = sample_records(count=200)
+    LocalStore.create_store(store, lookups=SAMPLE_LOOKUPS, records=records)
+    data = store / "opportunities.jsonl"
+    lines = data.read_bytes().splitlines(keepends=True)
+    target = records[120]["id"]
+    lines[120] = b'{"id":%d,"name": broken\n' % target
+    data.write_bytes(b"".join(lines))
+    r = run("--store", str(store), "show", str(target), expect=3)
+    assert "line 121" in r.stderr and "corrupt" in r.stderr
