@@ -259,7 +259,7 @@ class LocalStore:
                   f"{self.data_path}, left by an interrupted write; the next change moves it aside",
                   file=sys.stderr)
 
-    def _chunks(self, f: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    def _chunks(self, f: BinaryIO, warn_torn: bool = True) -> Iterator[tuple[int, bytes]]:
         """(byte offset, data) pieces of the file, each ending at a newline.
 
         A torn tail (a last line without its newline) is never yielded.
@@ -269,7 +269,7 @@ class LocalStore:
         while True:
             block = f.read(CHUNK)
             if not block:
-                if rest:
+                if rest and warn_torn:
                     self._torn(len(rest))
                 return
             data = rest + block if rest else block
@@ -383,20 +383,25 @@ class LocalStore:
 
     def get(self, opp_id: int) -> Record:
         with self._open_data() as f:
-            rec = self._bisect(f, opp_id)
-            if rec is None:  # not where the id order puts it: look at every line
-                found = self._locate(_read_all(f), opp_id)
-                rec = found[2] if found is not None else None
-        if rec is None:
+            found = self._find(f, opp_id)
+        if found is None:
             raise NotFoundError(f"no opportunity with id {opp_id}",
                                 "`oppcli list` or `oppcli search` shows the ids")
-        return rec
+        return found[2]
 
-    def _bisect(self, f: BinaryIO, opp_id: int) -> Record | None:
-        """The record with opp_id by binary search over the file's id order, reading a few
-        lines through a memory map (so `show` costs the same at a million records as at a
-        hundred); None when it is not found that way (absent, or a hand-edited file out of
-        order or with a line not shaped like a record), for the caller to look at every line.
+    def _find(self, f: BinaryIO, opp_id: int) -> tuple[int, int, Record] | None:
+        """(offset, length, record) of the line holding opp_id, or None."""
+        found = self._bisect(f, opp_id)
+        if found is None:  # not where the id order puts it: look at every line
+            found = self._locate(_read_all(f), opp_id)
+        return found
+
+    def _bisect(self, f: BinaryIO, opp_id: int) -> tuple[int, int, Record] | None:
+        """(offset, length, record) of opp_id's line by binary search over the file's id
+        order, reading a few lines through a memory map (so finding a record costs the same
+        at a million records as at a hundred); None when it is not found that way (absent, or
+        a hand-edited file out of order or with a line not shaped like a record), for the
+        caller to look at every line.
         """
         import mmap
 
@@ -417,7 +422,7 @@ class LocalStore:
                     except orjson.JSONDecodeError:
                         return None  # the full look reports the line and its number
                     ok = isinstance(rec, dict) and rec.get("id") == opp_id
-                    return rec if ok else None
+                    return (start, end - start, rec) if ok else None
                 if line_id < opp_id:
                     lo = end
                 else:
@@ -571,7 +576,7 @@ class LocalStore:
         self.check_writable()
         lookups = self.lookups()
         with self._locked(), self._open_data() as f:
-            found = self._locate(_read_all(f), opp_id)
+            found = self._find(f, opp_id)
             if found is None:
                 raise NotFoundError(f"no opportunity with id {opp_id}",
                                     "`oppcli list` or `oppcli search` shows the ids")
@@ -583,6 +588,7 @@ class LocalStore:
                 return current
             record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
             line = dump_line(record)
+            self._check_lines(f)
             self._rewrite(f, [(offset, length, line)])
         return orjson.loads(line)  # type: ignore[no-any-return]
 
@@ -591,9 +597,8 @@ class LocalStore:
         with self._locked(), self._open_data() as f:
             hits: list[tuple[int, int, Record]] = []
             missing: list[int] = []
-            data = _read_all(f)
             for opp_id in dict.fromkeys(ids):
-                found = self._locate(data, opp_id)
+                found = self._find(f, opp_id)
                 if found is None:
                     missing.append(opp_id)
                 else:
@@ -609,6 +614,7 @@ class LocalStore:
             if top + 1 > int(self.meta["next_id"]):
                 self.meta["next_id"] = top + 1
                 self._write_meta()
+            self._check_lines(f)
             self._rewrite(f, [(off, ln, b"") for off, ln, _ in hits])
         return [rec for _, _, rec in hits]
 
@@ -668,6 +674,20 @@ class LocalStore:
             atomic_write(self.path / META, orjson.dumps(self.meta, option=orjson.OPT_INDENT_2))
         except OSError as exc:
             raise _os_error(exc, self.path / META, "write") from exc
+
+    def _check_lines(self, f: BinaryIO) -> None:
+        """Refuse (StoreError, nothing changed) a file with a line that is not a record.
+
+        _rewrite copies the lines it does not change without parsing them: this makes sure
+        each is at least shaped like a record, a chunk at a time (constant memory). A chunk
+        that is not, say one written with spaces, is parsed line by line, which names the
+        line that is broken, if any."""
+        f.seek(0)
+        for offset, chunk in self._chunks(f, warn_torn=False):
+            if not _uniform(chunk):
+                for line in chunk.split(b"\n"):
+                    if line:
+                        self._parse_in(line, chunk, offset)
 
     def _rewrite(self, f: BinaryIO, edits: list[tuple[int, int, bytes]]) -> None:
         """Replace byte ranges (offset, length) with new bytes, atomically, by copy and rename."""
