@@ -152,34 +152,68 @@ def csv_columns(names: Sequence[str] | None, ctx: Context) -> list[tuple[str, An
     return cols
 
 
-def _cell(rec: Record, col: Any, ctx: Context) -> Any:
-    if isinstance(col, dict):
-        for cf in rec.get("custom_fields") or ():
-            if cf.get("custom_field_definition_id") == col["id"]:
-                value = cf.get("value")
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and \
-                        col.get("data_type") in F.CF_NUMBER_TYPES:
-                    return value  # a number, not text: never neutralised
-                return ctx.custom_value(col, value)
-        return ""
-    value = rec.get(col)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        if col == "tags":
-            return TAG_SEPARATOR.join(map(str, value))
-        return orjson.dumps(value).decode()
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    return value
+def _row_maker(cols: Sequence[tuple[str, Any]], ctx: Context, raw: bool) -> Any:
+    """A function giving a record's cells, one per column, neutralised unless `raw`: the
+    column dispatch is decided once here, not per cell (CSV export runs it for every cell of
+    every record)."""
+    danger = frozenset() if raw else _DANGER_FIRST
+
+    def text(value: str) -> str:
+        return value if value[:1] not in danger else neutralise(value)
+
+    def field_cell(name: str) -> Any:
+        def cell(rec: Record, _cfs: dict[Any, Any]) -> Any:
+            value = rec.get(name)
+            if type(value) is str:
+                return text(value)
+            if value is None:
+                return ""
+            if type(value) is int or type(value) is float:
+                return value
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            if isinstance(value, list):
+                if name == "tags":
+                    return text(TAG_SEPARATOR.join(map(str, value)))
+                return orjson.dumps(value).decode()
+            if isinstance(value, dict):
+                return orjson.dumps(value).decode()
+            return text(value) if isinstance(value, str) else value
+        return cell
+
+    def custom_cell(defn: dict[str, Any]) -> Any:
+        ident, number = defn["id"], defn.get("data_type") in F.CF_NUMBER_TYPES
+        custom_value = ctx.custom_value
+
+        def cell(_rec: Record, cfs: dict[Any, Any]) -> Any:
+            if ident not in cfs:
+                return ""
+            value = cfs[ident]
+            if number and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return value  # a number, not text: never neutralised
+            return text(custom_value(defn, value))
+        return cell
+
+    cells = [custom_cell(c) if isinstance(c, dict) else field_cell(c) for _, c in cols]
+    wants_custom = any(isinstance(c, dict) for _, c in cols)
+
+    def row(rec: Record) -> list[Any]:
+        cfs: dict[Any, Any] = {}
+        if wants_custom:
+            for cf in reversed(rec.get("custom_fields") or ()):  # the first of a repeat wins
+                cfs[cf.get("custom_field_definition_id")] = cf.get("value")
+        return [cell(rec, cfs) for cell in cells]
+    return row
+
+
+_DANGER_FIRST = frozenset(c[0] for c in _DANGEROUS) | {"'"}
 
 
 def neutralise(value: Any) -> Any:
     """A text cell a spreadsheet would run gets a leading '; so does one that already starts
     with quotes before such a character, so that import can take exactly one off again."""
-    if isinstance(value, str) and value.lstrip("'").startswith(_DANGEROUS):
+    if isinstance(value, str) and value[:1] in _DANGER_FIRST \
+            and value.lstrip("'").startswith(_DANGEROUS):
         return "'" + value
     return value
 
@@ -201,18 +235,18 @@ def write_delimited(records: Iterable[Record], out: IO[str], names: Sequence[str
                     ctx: Context, *, tsv: bool = False, raw: bool = False) -> int:
     cols = csv_columns(names, ctx)
     headers = [h for h, _ in cols]
+    cells = _row_maker(cols, ctx, raw=raw or tsv)
     count = 0
     if tsv:
         out.write("\t".join(_tsv_escape(h) for h in headers) + "\n")
         for rec in records:
-            out.write("\t".join(_tsv_escape(_cell(rec, c, ctx)) for _, c in cols) + "\n")
+            out.write("\t".join(_tsv_escape(v) for v in cells(rec)) + "\n")
             count += 1
         return count
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers)
     for rec in records:
-        row = [_cell(rec, c, ctx) for _, c in cols]
-        writer.writerow(row if raw else [neutralise(v) for v in row])
+        writer.writerow(cells(rec))
         count += 1
     return count
 
