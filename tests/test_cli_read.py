@@ -515,3 +515,24 @@ def test_show_reports_a_damaged_line_it_lands_on(run, tmp_path):
     data.write_bytes(b"".join(lines))
     r = run("--store", str(store), "show", str(target), expect=3)
     assert "line 121" in r.stderr and "corrupt" in r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("list",),  # nothing to narrow by: every line parsed, positions counted
+    ("search", "--status", "Won", "--sort", "monetary_value", "--desc"),  # narrowed lines
+    ("search", "--tag", "enterprise", "--sort", "name"),
+])
+def test_sorted_output_past_the_kept_bytes_reads_lines_back_by_offset(run, tmp_path,
+                                                                      monkeypatch, args):
+    """Past KEEP_BYTES a sorted search keeps only where each line is; with tiny chunks and a
+    tiny allowance every path (narrowed or not, several chunks) must give what keeping every
+    line gives."""
+    from oppcli.backends import local
+
+    store = tmp_path / "offsets"
+    LocalStore.create_store(store, lookups=SAMPLE_LOOKUPS, records=sample_records(count=900))
+    want = run("--store", str(store), *args, "-o", "jsonl").stdout
+    monkeypatch.setattr(local, "KEEP_BYTES", 2000)
+    monkeypatch.setattr(local, "CHUNK", 4096)
+    got = run("--store", str(store), *args, "-o", "jsonl").stdout
+    assert got == want and len(want.splitlines()) > 20

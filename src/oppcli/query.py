@@ -265,9 +265,14 @@ def order(items: list[tuple[Any, int, Any]], descending: bool) -> list[tuple[Any
     present = [t for t in items if t[0] is not None]
     missing = [t for t in items if t[0] is None]
     try:
-        present.sort(key=lambda t: (t[0], t[1]), reverse=descending)
-    except TypeError:  # mixed types in a hand-edited store: compare as text
-        present.sort(key=lambda t: (str(t[0]), t[1]), reverse=descending)
+        # The triples themselves: ids are unique, so the payload is never compared, and no
+        # key function runs a million times.
+        present.sort(reverse=descending)
+    except TypeError:  # mixed types in a hand-edited store, or a repeated id
+        try:
+            present.sort(key=lambda t: (t[0], t[1]), reverse=descending)
+        except TypeError:  # mixed types: compare as text
+            present.sort(key=lambda t: (str(t[0]), t[1]), reverse=descending)
     missing.sort(key=lambda t: t[1], reverse=descending)
     return present + missing
 

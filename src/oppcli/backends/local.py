@@ -342,12 +342,16 @@ class LocalStore:
         count = 0
         with self._open_data() as f:
             for offset, chunk in self._chunks(f):
-                if narrow and _uniform(chunk):
+                narrowed = bool(narrow) and _uniform(chunk)
+                if narrowed:
                     lines = narrow.lines(chunk)
                 else:  # nothing to narrow by, or a line that is not a record: parse them all
                     lines = chunk.split(b"\n")
-                pos = 0
+                pos = 0  # where the line starts in the chunk (narrowed: where to look from)
                 for line in lines:
+                    start = pos
+                    if not narrowed:
+                        pos += len(line) + 1
                     if not line:
                         continue
                     rec = parse(line, chunk, offset)
@@ -363,8 +367,9 @@ class LocalStore:
                         kept += len(line)
                         hits.append((value_of(rec), rec["id"], line))
                     else:
-                        pos = chunk.index(line, pos)
-                        hits.append((value_of(rec), rec["id"], (offset + pos, len(line))))
+                        if narrowed:
+                            start = pos = chunk.index(line, pos)
+                        hits.append((value_of(rec), rec["id"], (offset + start, len(line))))
             if in_file_order:
                 return
             ordered = order(hits, query.descending)
