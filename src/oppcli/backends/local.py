@@ -369,7 +369,7 @@ class LocalStore:
                     else:
                         if narrowed:
                             start = pos = chunk.index(line, pos)
-                        hits.append((value_of(rec), rec["id"], (offset + start, len(line))))
+                        hits.append((value_of(rec), rec["id"], _packed(offset + start, len(line))))
             if in_file_order:
                 return
             ordered = order(hits, query.descending)
@@ -378,11 +378,16 @@ class LocalStore:
                 ordered = ordered[:limit]
             fd = f.fileno()
             for _, _, where in ordered:
-                line = where if isinstance(where, bytes) else os.pread(fd, where[1], where[0])
+                at = 0
+                if isinstance(where, bytes):
+                    line = where
+                else:
+                    at, length = _unpacked(where)
+                    line = os.pread(fd, length, at)
                 if raw:
                     yield line
                     continue
-                rec = parse(line, line, where[0] if isinstance(where, tuple) else 0)
+                rec = parse(line, line, at)
                 if rec is not None:
                     yield rec
 
@@ -840,6 +845,21 @@ def _uniform(chunk: bytes) -> bool:
     if not chunk.startswith(b'{"id":') or chunk[6:7] not in b"-0123456789":
         return False
     return _NOT_A_RECORD_LINE.search(chunk) is None
+
+
+# Where a line is, for a sorted search past KEEP_BYTES: one int (offset, then 24 bits of
+# length) instead of a pair, ~90 bytes less per match (a million matches: ~90 MB less).
+_LENGTH_BITS = 24
+
+
+def _packed(offset: int, length: int) -> int | tuple[int, int]:
+    return (offset << _LENGTH_BITS) | length if length < (1 << _LENGTH_BITS) else (offset, length)
+
+
+def _unpacked(where: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(where, tuple):
+        return where
+    return where >> _LENGTH_BITS, where & ((1 << _LENGTH_BITS) - 1)
 
 
 def _read_all(f: BinaryIO) -> bytes:
