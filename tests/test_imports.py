@@ -27,14 +27,18 @@ def test_importing_the_cli_loads_no_heavy_modules():
         assert heavy not in loaded, f"import oppcli.cli loaded {heavy}"
 
 
-def test_local_store_search_never_imports_requests(tmp_path):
+def test_local_store_commands_never_import_requests_or_rich(tmp_path):
     code = f"""
 import os, sys
 os.environ["OPPCLI_STORE"] = {str(tmp_path / 'store')!r}
 os.environ["OPPCLI_CONFIG_DIR"] = {str(tmp_path / 'cfg')!r}
 from oppcli.cli import app
 for args in (["init", "--sample"], ["search", "--status", "open", "-o", "json"],
-             ["show", "1001", "-o", "json"], ["list", "-o", "csv"]):
+             ["show", "1001", "-o", "json"], ["list", "-o", "csv"],
+             ["create", "--name", "Probe", "--primary-contact-id", "601", "-o", "json"],
+             ["update", "1001", "--monetary-value", "5", "-o", "json"],
+             ["delete", "1002", "--yes", "-o", "json"], ["export", "-o", "csv"],
+             ["lookups", "-o", "json"], ["history", "-o", "json"], ["undo", "-o", "json"]):
     try:
         app(args)
     except SystemExit as exc:
