@@ -819,10 +819,10 @@ class CopperBackend:
             frozen = replace(query, modified_min=cursor.boundary, modified_max=ceiling)
             cursor.fetched += 1
             rows, total = self._page(frozen, 1, page_size, number=cursor.fetched)
-            given: set[Any] = set()
+            given: dict[Any, Any] = {}  # id -> date_modified of what this slice gave
             repeated = False
             for row in cursor.take(rows):
-                given.add(row.get("id"))
+                given[row.get("id")] = row.get("date_modified")
                 yield row
             if total is None or len(rows) < page_size:
                 cursor.advance(rows)
@@ -847,21 +847,21 @@ class CopperBackend:
                         if row.get("id") in given:
                             repeated = True
                             continue
-                        given.add(row.get("id"))
+                        given[row.get("id")] = row.get("date_modified")
                         yield row
                     cursor.advance(got)
             finally:
                 ahead.close()  # pages not yet started are dropped now, not at collection
             if repeated:
                 # Read the slice again by keyset; give only what was not given.
-                start.seen |= given
+                start.seen |= set(given)
                 again = self._keyset(replace(query, modified_max=ceiling), page_size, start)
                 yield from (r for r in again if r.get("id") not in given)
-                cursor.boundary, cursor.seen = start.boundary, start.seen
-                cursor.fetched = start.fetched
+                cursor.boundary, cursor.fetched = start.boundary, start.fetched
+                cursor.seen = start.seen | {i for i, t in given.items() if t == start.boundary}
                 return
-            if not complete or total <= self.window:
-                return
+            if not complete or total <= self.window or cursor.boundary == start.boundary:
+                return  # (the last: a whole window at one time; _keyset pages past it)
 
     def _newest(self, query: Query) -> int | None:
         """The newest date_modified among the search's matches (one small request)."""
