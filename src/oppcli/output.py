@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import orjson
@@ -201,7 +201,9 @@ def _row_maker(cols: Sequence[tuple[str, Any]], ctx: Context, raw: bool) -> Any:
         cfs: dict[Any, Any] = {}
         if wants_custom:
             for cf in reversed(rec.get("custom_fields") or ()):  # the first of a repeat wins
-                cfs[cf.get("custom_field_definition_id")] = cf.get("value")
+                ident = cf.get("custom_field_definition_id")
+                if isinstance(ident, Hashable):  # a hand-edited list or object id: no column
+                    cfs[ident] = cf.get("value")
         return [cell(rec, cfs) for cell in cells]
     return row
 

@@ -795,15 +795,22 @@ class CopperBackend:
         out of that slice, and each answer's X-PW-TOTAL says whether one did: pages are used in
         order only while every total matches the slice's first. At the first that does not,
         or a page that is short, the remaining pages are dropped and _keyset goes on from the
-        last record used, so nothing is skipped. Copper's tie order is not documented: should
-        a page repeat an id (ties reordered between requests), the slice is read again by
-        keyset, keeping only ids not yet given, so none is lost either.
+        last record used, so nothing is skipped. Copper's tie order is not documented: a page
+        that repeats an id (ties reordered between requests, so one may be missing at that
+        time too) is dropped the same way, and _keyset, re-reading from that time, finds it,
+        still in order.
         """
         from dataclasses import replace
 
         cursor.fetched += 1
         rows, total = self._page(query, 1, page_size, number=cursor.fetched)
         yield from cursor.take(rows)
+        if len(rows) == page_size and not isinstance(rows[-1].get("date_modified"), int):
+            self.notice("warning: a record without date_modified: the rest of the search "
+                        "is fetched by page number")
+            yield from self._rest_by_number(query, 2, page_size)
+            cursor.done = True
+            return
         if len(rows) < page_size or total is None or total <= 2 * page_size:
             cursor.advance(rows)
             if len(rows) < page_size:
@@ -815,14 +822,13 @@ class CopperBackend:
             return
         ceiling = newest - FROZEN_MARGIN
         while cursor.boundary is not None and cursor.boundary <= ceiling:
-            start = _Cursor(cursor.boundary, set(cursor.seen), cursor.fetched)
+            started_at = cursor.boundary
             frozen = replace(query, modified_min=cursor.boundary, modified_max=ceiling)
             cursor.fetched += 1
             rows, total = self._page(frozen, 1, page_size, number=cursor.fetched)
-            given: dict[Any, Any] = {}  # id -> date_modified of what this slice gave
-            repeated = False
+            given: set[Any] = set()  # the ids this slice gave
             for row in cursor.take(rows):
-                given[row.get("id")] = row.get("date_modified")
+                given.add(row.get("id"))
                 yield row
             if total is None or len(rows) < page_size:
                 cursor.advance(rows)
@@ -830,37 +836,29 @@ class CopperBackend:
             cursor.advance(rows)
             count = min(total, self.window)
             pages = -(-count // page_size)
-            complete = True
+            complete = True  # every page used; False: the rest is left to _keyset
             ahead = self._pool_for().ordered(self._page, frozen, range(2, pages + 1), page_size,
                                              first_number=cursor.fetched + 1)
             try:
                 for number, (got, got_total) in enumerate(ahead, start=2):
                     cursor.fetched += 1
                     expected = page_size if number < pages else count - (pages - 1) * page_size
-                    if got_total != total or len(got) != expected:
+                    taken = list(cursor.take(got))
+                    ids = [row.get("id") for row in taken]
+                    if (got_total != total or len(got) != expected or len(taken) < len(got)
+                            or not given.isdisjoint(ids)):
+                        # A record left the slice, or one came again (ties served in
+                        # another order, so one may also be missing, at the same time): this
+                        # page is not used; _keyset goes on from the last record given, in
+                        # order, and finds it.
                         complete = False
                         break
-                    taken = list(cursor.take(got))
-                    if len(taken) < len(got):  # a row given on an earlier page, again
-                        repeated = True
-                    for row in taken:
-                        if row.get("id") in given:
-                            repeated = True
-                            continue
-                        given[row.get("id")] = row.get("date_modified")
-                        yield row
+                    given.update(ids)
+                    yield from taken
                     cursor.advance(got)
             finally:
                 ahead.close()  # pages not yet started are dropped now, not at collection
-            if repeated:
-                # Read the slice again by keyset; give only what was not given.
-                start.seen |= set(given)
-                again = self._keyset(replace(query, modified_max=ceiling), page_size, start)
-                yield from (r for r in again if r.get("id") not in given)
-                cursor.boundary, cursor.fetched = start.boundary, start.fetched
-                cursor.seen = start.seen | {i for i, t in given.items() if t == start.boundary}
-                return
-            if not complete or total <= self.window or cursor.boundary == start.boundary:
+            if not complete or total <= self.window or cursor.boundary == started_at:
                 return  # (the last: a whole window at one time; _keyset pages past it)
 
     def _newest(self, query: Query) -> int | None:
