@@ -818,42 +818,26 @@ def test_an_unreadable_jsonl_line_fails_alone(run, be, work):
     assert (work / "deals.failed.jsonl").read_bytes() == b'{"name": "cut\n[1, 2]\n'
 
 
-@pytest.mark.parametrize("where", [
-    "local",
-    "copper"])
-def test_import_cannot_clear_the_contact_or_the_stage(run, monkeypatch, work, where):
-    with contextlib.ExitStack() as stack:
-        if where == "local":
-            run("init", "--sample")
-        else:
-            stack.enter_context(serve(monkeypatch, sample_records()))
-        path = work / "deals.csv"
-        path.write_text("id,primary_contact_id\r\n1001,\r\n", encoding="utf-8")
-        json_path = work / "deals.jsonl"
-        json_path.write_bytes(_jsonl({"id": 1002, "pipeline_stage_id": None}))
-        before = [run.json("--backend", where, "show", i) for i in ("1001", "1002")]
-        # An empty CSV cell of a field that cannot be empty leaves it as it is; an explicit
-        # JSON null asks to clear it, which is refused.
-        run("--backend", where, "import", str(path), expect=0)
-        run("--backend", where, "import", str(json_path), expect=7)
-        assert [run.json("--backend", where, "show", i) for i in ("1001", "1002")] == before
+def test_import_cannot_clear_the_contact_or_the_stage(run, be, work):
+    path = work / "deals.csv"
+    path.write_text("id,primary_contact_id\r\n1001,\r\n", encoding="utf-8")
+    json_path = work / "deals.jsonl"
+    json_path.write_bytes(_jsonl({"id": 1002, "pipeline_stage_id": None}))
+    before = [run.json(*be.args("show", i)) for i in ("1001", "1002")]
+    # An empty CSV cell of a field that cannot be empty leaves it as it is; an explicit
+    # JSON null asks to clear it, which is refused.
+    run(*be.args("import", path), expect=0)
+    run(*be.args("import", json_path), expect=7)
+    assert [run.json(*be.args("show", i)) for i in ("1001", "1002")] == before
 
 
-@pytest.mark.parametrize("where", [
-    "local",
-    "copper"])
-def test_an_empty_stage_cell_creates_in_the_default_stage_on_both(run, monkeypatch, work, where):
-    with contextlib.ExitStack() as stack:
-        if where == "local":
-            run("init", "--sample")
-        else:
-            stack.enter_context(serve(monkeypatch, sample_records()))
-        path = work / "deals.csv"
-        path.write_text("name,primary_contact_id,pipeline_id,pipeline_stage_id\r\n"
-                        "Default Stage Deal,601,,\r\n", encoding="utf-8")
-        run("--backend", where, "import", str(path))
-        (made,) = run.json("--backend", where, "search", "--name", "Default Stage Deal")
-        assert (made["pipeline_id"], made["pipeline_stage_id"]) == (1, 11)
+def test_an_empty_stage_cell_creates_in_the_default_stage_on_both(run, be, work):
+    path = work / "deals.csv"
+    path.write_text("name,primary_contact_id,pipeline_id,pipeline_stage_id\r\n"
+                    "Default Stage Deal,601,,\r\n", encoding="utf-8")
+    run(*be.args("import", path))
+    (made,) = run.json(*be.args("search", "--name", "Default Stage Deal"))
+    assert (made["pipeline_id"], made["pipeline_stage_id"]) == (1, 11)
 
 
 def test_the_json_report_goes_to_stdout(run, be, work):

@@ -776,9 +776,7 @@ class CopperBackend:
                 return
             last = rows[-1].get("date_modified")
             if not isinstance(last, int):
-                self.notice("warning: a record without date_modified: the rest of the search "
-                            "is fetched by page number")
-                yield from self._rest_by_number(bounded, page + 1, page_size)
+                yield from self._undated_rest(bounded, page + 1, page_size)
                 return
             # The whole page shares one time: go on by page number; else a new search from it.
             page = page + 1 if last == boundary else 1
@@ -806,9 +804,7 @@ class CopperBackend:
         rows, total = self._page(query, 1, page_size, number=cursor.fetched)
         yield from cursor.take(rows)
         if len(rows) == page_size and not isinstance(rows[-1].get("date_modified"), int):
-            self.notice("warning: a record without date_modified: the rest of the search "
-                        "is fetched by page number")
-            yield from self._rest_by_number(query, 2, page_size)
+            yield from self._undated_rest(query, 2, page_size)
             cursor.done = True
             return
         if len(rows) < page_size or total is None or total <= 2 * page_size:
@@ -874,6 +870,12 @@ class CopperBackend:
         if self._pool is None:
             self._pool = _PagePool(self.concurrency)
         return self._pool
+
+    def _undated_rest(self, query: Query, page: int, page_size: int) -> Iterator[Record]:
+        """After a page ending in a record without date_modified: no keyset to go on from."""
+        self.notice("warning: a record without date_modified: the rest of the search is "
+                    "fetched by page number")
+        yield from self._rest_by_number(query, page, page_size)
 
     def _rest_by_number(self, query: Query, page: int, page_size: int) -> Iterator[Record]:
         for _page, rows, _total in self._pages(query, page_size, first=page):
