@@ -318,6 +318,9 @@ def _drain(fd: int, deadline: float) -> bytes:
 
 def _take_terminal() -> None:  # in the child, after setsid: the pty becomes its terminal
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # As a shell gives a command it runs in the foreground. A test run started in the background
+    # (`pytest &`, nohup) passes SIGINT on as ignored, and oppcli rightly keeps it ignored then.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def delete_on_a_terminal(answer: str) -> tuple[int, str]:
