@@ -60,8 +60,17 @@ class _Terminated(Exception):
 @contextlib.contextmanager
 def terminate_cleanly() -> Iterator[None]:
     """Turn SIGTERM (cron's timeout, systemd, kill) into an exception while the block runs, so
-    `finally` clauses remove temporary files; then exit 143 like a killed process."""
+    `finally` clauses remove temporary files; then exit 143 like a killed process.
+
+    The exception can surface as another one: SIGTERM landing inside library code (say
+    `threading.Thread.start()`, which catches and re-raises as KeyError) changes what
+    propagates. So the handler also records that it ran, and any exception after that point
+    is the termination."""
+    terminated = False
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal terminated
+        terminated = True
         raise _Terminated()
 
     try:
@@ -71,8 +80,10 @@ def terminate_cleanly() -> Iterator[None]:
         return
     try:
         yield
-    except _Terminated:
-        raise SystemExit(143) from None
+    except BaseException:
+        if terminated:
+            raise SystemExit(143) from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 
