@@ -316,6 +316,20 @@ def _drain(fd: int, deadline: float) -> bytes:
     return buf
 
 
+def _wait_until_reading(pid: int, deadline: float) -> None:
+    """Until the process sleeps (in its read of the answer). A SIGINT that lands after the
+    prompt is written but before read() starts only sets Python's flag, and the read then waits
+    for a line; a person pressing Ctrl-C a moment later is never that fast."""
+    while True:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        if state == b"S":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"oppcli never waited for the answer (state {state!r})")
+        time.sleep(0.002)
+
+
 def _take_terminal() -> None:  # in the child, after setsid: the pty becomes its terminal
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     # As a shell gives a command it runs in the foreground. A test run started in the background
@@ -334,6 +348,7 @@ def delete_on_a_terminal(answer: str) -> tuple[int, str]:
     deadline = time.monotonic() + 20
     try:
         out = _read_until(master, b"[y/N]:", deadline)
+        _wait_until_reading(proc.pid, deadline)
         if answer == "sigint":
             proc.send_signal(signal.SIGINT)
         elif answer == "ctrl-c":
