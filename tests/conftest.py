@@ -20,7 +20,9 @@ ENV_VARS = ("OPPCLI_BACKEND", "OPPCLI_PROFILE", "OPPCLI_DATE_ORDER", "OPPCLI_COP
             "OPPCLI_COPPER_USER_EMAIL", "OPPCLI_LOCK_TIMEOUT", "NO_COLOR", "FORCE_COLOR",
             "OPPCLI_COPPER_RATE_LIMIT", "OPPCLI_COPPER_RATE_WINDOW", "OPPCLI_COPPER_TIMEOUT",
             "OPPCLI_COPPER_RETRIES", "OPPCLI_COPPER_BACKOFF", "OPPCLI_COPPER_CACHE_TTL",
-            "XDG_CACHE_HOME")
+            "OPPCLI_COPPER_CONCURRENCY", "XDG_CACHE_HOME",
+            # Tests speak only to 127.0.0.1: a proxy from the shell must not be asked.
+            "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 
 @pytest.fixture(autouse=True)
