@@ -46,7 +46,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -229,6 +229,8 @@ class FakeCopper:
         self._lock = threading.Lock()
         self._rate: tuple[int, float] | None = None
         self._starts: deque[float] = deque()
+        # What the rolling rate limit reads the time from; a test can set a fake clock.
+        self.clock: Callable[[], float] = time.time
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
@@ -1056,7 +1058,7 @@ class _Handler(BaseHTTPRequestHandler):
             logged_body = None
         headers = dict(self.headers.items())
         path = self.path.split("?", 1)[0]
-        admitted = fake._admit(started)
+        admitted = fake._admit(fake.clock())
         rule = fake._take_rule(method, path) if admitted else None
         delay = fake.latency + (rule.latency if rule else 0.0)
         if delay > 0:

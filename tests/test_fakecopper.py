@@ -248,13 +248,16 @@ def test_update_delete(srv, http):
 
 # ---- rate limit and faults ----------------------------------------------------------------
 def test_rate_limit(srv, http):
+    now = [1000.0]  # a fake clock: a loaded machine cannot stretch the requests past the window
+    srv.clock = lambda: now[0]
     srv.set_rate_limit(3, 0.3)
     codes = [http.get(f"{srv.url}/users/me").status_code for _ in range(5)]
     assert codes == [200, 200, 200, 429, 429]
     assert [r.status for r in srv.requests[-5:]] == codes
+    now[0] += 0.29
     last = http.get(f"{srv.url}/users/me")
     assert last.json() == {"message": "Rate limit exceeded"} and "Retry-After" not in last.headers
-    time.sleep(0.32)
+    now[0] += 0.02  # 0.31 s after the three admitted: the window has rolled past them
     assert http.get(f"{srv.url}/users/me").status_code == 200
 
 
@@ -284,19 +287,22 @@ def test_fault_drop_truncate_content_type(srv, http):
 
 
 def test_fault_latency_does_not_serialize(srv):
-    srv.fail(latency=0.3)
+    rule = srv.fail(latency=1.5)  # long enough that a loaded machine's delays cannot hide it
     slow = requests.Session()
     slow.headers.update(HEADERS)
     t0 = time.monotonic()
     result = {}
     thread = threading.Thread(target=lambda: result.update(r=slow.get(f"{srv.url}/users/me")))
     thread.start()
-    time.sleep(0.05)
+    # The slow request has taken its latency rule (times=1) before the fast one is sent.
+    deadline = time.monotonic() + 10
+    while rule.times != 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
     fast = requests.get(f"{srv.url}/users/me", headers=HEADERS, timeout=5)
-    fast_done = time.monotonic() - t0
+    slow_still_running = thread.is_alive()
     thread.join()
-    assert fast.status_code == 200 and fast_done < 0.25
-    assert result["r"].status_code == 200 and time.monotonic() - t0 >= 0.3
+    assert fast.status_code == 200 and slow_still_running  # answered while the slow one waited
+    assert result["r"].status_code == 200 and time.monotonic() - t0 >= 1.5
     slow.close()
 
 
