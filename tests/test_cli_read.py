@@ -536,3 +536,60 @@ def test_sorted_output_past_the_kept_bytes_reads_lines_back_by_offset(run, tmp_p
     monkeypatch.setattr(local, "CHUNK", 4096)
     got = run("--store", str(store), *args, "-o", "jsonl").stdout
     assert got == want and len(want.splitlines()) > 20
+
+
+def _order_by_hand(records: list[dict[str, Any]], field: str, desc: bool) -> list[int]:
+    """The documented order, computed here: by value then id, records without a value last
+    whichever the direction."""
+    present = sorted((r for r in records if r.get(field) is not None),
+                     key=lambda r: (r[field], r["id"]), reverse=desc)
+    missing = sorted((r["id"] for r in records if r.get(field) is None), reverse=desc)
+    return [r["id"] for r in present] + missing
+
+
+def _edited(records: list[dict[str, Any]], field: str, edits: dict[int, Any]
+            ) -> list[dict[str, Any]]:
+    out = [dict(r) for r in records]
+    for index, value in edits.items():
+        out[index][field] = value
+    return out
+
+
+# Integer sorts keep each match as one int; a value that does not fit that (a float, a negative
+# number, as a hand-edited store may hold) turns what was kept into (value, id, where) triples,
+# at the first record, in the middle, or at the last. None is missing, not a value.
+SORT_CASES = {
+    "date_modified, clean": ("date_modified", {}),
+    "date_modified, some missing": ("date_modified", {5: None, 77: None, 250: None}),
+    "monetary_value, a float midway": ("monetary_value", {150: 12500.5, 3: None}),
+    "monetary_value, a negative first": ("monetary_value", {0: -40, 299: None}),
+    "win_probability, a float last": ("win_probability", {299: 55.5, 10: None}),
+    "id": ("id", {}),
+}
+
+
+@pytest.mark.parametrize("case", list(SORT_CASES))
+@pytest.mark.parametrize("keep", ["kept", "read back"])
+def test_integer_sorts_give_the_documented_order(run, tmp_path, monkeypatch, case, keep):
+    from oppcli.backends import local
+
+    field, edits = SORT_CASES[case]
+    records = _edited(sample_records(count=300), field, edits)
+    store = tmp_path / "sorted"
+    LocalStore.create_store(store, lookups=SAMPLE_LOOKUPS, records=[])
+    (store / "opportunities.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n"
+                                                         for r in records))
+    if keep == "read back":  # a few lines kept, the rest read back by offset
+        monkeypatch.setattr(local, "KEEP_BYTES", 3000)
+        monkeypatch.setattr(local, "CHUNK", 8192)
+    for direction, desc in (("--asc", False), ("--desc", True)):
+        want = _order_by_hand(records, field, desc)
+        got = run("--store", str(store), "list", "--sort", field, direction, "-o", "jsonl",
+                  "--fields", "id").stdout.splitlines()
+        assert [orjson.loads(x)["id"] for x in got] == want, direction
+        first = run("--store", str(store), "list", "--sort", field, direction, "-n", "7",
+                    "-o", "json")
+        assert [r["id"] for r in orjson.loads(first.stdout)] == want[:7]
+        whole = run("--store", str(store), "list", "--sort", field, direction, "-o", "jsonl")
+        assert [orjson.loads(x) for x in whole.stdout.splitlines()] == \
+            sorted(records, key=lambda r: want.index(r["id"]))

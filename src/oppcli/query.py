@@ -196,6 +196,16 @@ class Query:
             return v
         return value
 
+    def sort_key_as_stored(self) -> str | None:
+        """The sort field's name when `sort_value` gives an integer value back unchanged (ids,
+        timestamps, amounts; not an enum's rank, a date's day or a text's case-fold); else None.
+        A backend may then sort by the stored integer itself."""
+        name = self.sort_by
+        field = F.BY_NAME.get(name)
+        if field is None or field.kind in (F.ENUM, F.DATE, F.STR, F.TEXT, F.BOOL):
+            return None
+        return name
+
     # ---- translation (Copper) ------------------------------------------------------------
     def split_for_copper(self) -> tuple[Query, Query]:
         """(what Copper's search body carries, what the client checks on each fetched record).
