@@ -55,9 +55,13 @@ Output: one table, every figure next to its target with PASS/FAIL (or "-" and "i
 issue sets no target: the ratios at the other sizes, list and export time), then per-size tables
 of median wall times (oppcli / baseline, ms), CPU-time ratios and peak memory, so the curve shows.
 The targets are judged at 100,000 records; a run without 100,000 judges them at its largest
-size, as an indication only (said under the table). Growth (oppcli's median time at 1,000,000
-over that at 100,000; jq's next to it) is judged when both sizes ran; otherwise the growth
-between the two largest sizes run is shown as info.
+size, as an indication only (said under the table). Growth is oppcli's median time at 1,000,000
+over its median time at 100,000, both timed in the same rounds: the previous size's store is
+kept while the next size runs, and each round ends with the same operation on it (a new name,
+value or id where the operation writes). Runs of one size made many minutes apart differ by
+10-20% on a shared machine, as much as the margin of a linear operation against "10x". The
+growth of runs made apart (oppcli's, and jq's) is shown next to it. It is judged when both
+sizes ran; otherwise the growth between the two largest sizes run is shown as info.
 
 Exit status: 0 whatever the figures (the benchmark reports, it does not gate); 1 with --check
 when a target is missed; 3 when oppcli and jq disagree (or any command fails); 4 when jq or
@@ -651,6 +655,13 @@ class Result:
     opp: list[Run]
     base: list[Run]
     peak: float = 0.0  # MB, one more oppcli run
+    # The same operation on the previous size's store, run in the same rounds (the growth's
+    # baseline); empty for the first size.
+    prev: list[Run] = field(default_factory=list)
+
+    @property
+    def prev_ms(self) -> float:
+        return median([r.wall for r in self.prev]) * 1000
 
     @property
     def opp_ms(self) -> float:
@@ -673,7 +684,9 @@ class Result:
         return min(r.wall for r in self.opp) / min(r.wall for r in self.base)
 
 
-Step = tuple[str, list[str], Path | None]  # ("opp" or "base", command, stdout to)
+Step = tuple[str, list[str], Path | None]  # ("opp", "base" or "prev", command, stdout to)
+# The companion step of a round on the previous size's store: (command, stdout to).
+Companion = Callable[["Store", int], tuple[list[str], Path | None]]
 
 
 @dataclass
@@ -689,23 +702,40 @@ class Bench:
     plan: list[Search]
     small: Store
     commands: dict[str, tuple[str, str]] = field(default_factory=dict)  # for the notes
+    prev: Store | None = None  # the previous size's store, kept for the growth's baseline
+    prev_runs: list[Run] = field(default_factory=list)
 
     def say(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     def alternate(self, steps: Callable[[int], Sequence[Step]], check: Callable[[int], None],
-                  repeat: int | None = None) -> tuple[list[Run], list[Run]]:
+                  repeat: int | None = None, companion: Companion | None = None
+                  ) -> tuple[list[Run], list[Run]]:
         """Run the steps of each round in order (round 0 warms the page cache, the bytecode
-        cache and both programs, untimed), checking the answers after each round."""
+        cache and both programs, untimed), checking the answers after each round.
+
+        With a previous size's store, each round ends with `companion`'s command on it: the
+        same operation, timed in the same rounds, so the growth between the two sizes is a
+        ratio of runs made side by side (in `prev_runs`), not of runs made many minutes apart
+        on a shared machine. Its answers were checked when that size ran; here its exit status
+        is."""
         opp: list[Run] = []
         base: list[Run] = []
+        self.prev_runs = []
         for i in range((self.repeat if repeat is None else repeat) + 1):
-            for side, cmd, out in steps(i):
+            rounds = list(steps(i))
+            if companion is not None and self.prev is not None:
+                rounds.append(("prev", *companion(self.prev, i)))
+            for side, cmd, out in rounds:
                 r = run(cmd, out, self.env)
                 if i:
-                    (opp if side == "opp" else base).append(r)
+                    {"opp": opp, "base": base, "prev": self.prev_runs}[side].append(r)
             check(i)
         return opp, base
+
+    @property
+    def prev_out(self) -> Path:  # where a companion's stdout goes (not a checked answer's file)
+        return self.tmp / "prev-out"
 
     def peak(self, cmd: list[str]) -> float:
         return peak_mb(cmd, self.tmp / "peak-out", self.env, self.tmp, self.time_exe)
@@ -725,6 +755,7 @@ class Bench:
                 res = self.search(st, next(s for s in self.plan if f"search {s.key}" == op.key))
             else:
                 res = getattr(self, "op_" + op.key)(st)
+            res.prev, self.prev_runs = self.prev_runs, []
             results[op.key] = res
             self.say(f"[{st.n:,}] {op.label}: oppcli {res.opp_ms:.0f} ms, {op.baseline} "
                      f"{res.base_ms:.0f} ms, ratio {res.ratio:.3f}x; oppcli peak {res.peak:.1f} MB")
@@ -747,7 +778,8 @@ class Bench:
                 raise Broken(f"jq -c . printed {len(record_ids(jq_out)):,} records, not {st.n:,}")
 
         o, b = self.alternate(lambda i: [("opp", opp_cmd, opp_out), ("base", jq_cmd, jq_out)],
-                              check)
+                              check, companion=lambda prev, i: (self.opp(prev, "list", "-o",
+                                                                         "jsonl"), self.prev_out))
         return Result(o, b, self.peak(opp_cmd))
 
     def search(self, st: Store, s: Search) -> Result:
@@ -771,7 +803,9 @@ class Bench:
                     f"\n  oppcli: {' '.join(opp_cmd)}\n  jq: {' '.join(jq_cmd)}")
 
         o, b = self.alternate(lambda i: [("opp", opp_cmd, opp_out), ("base", jq_cmd, jq_out)],
-                              check)
+                              check, companion=lambda prev, i: (self.opp(prev, "search", *s.args,
+                                                                         "-o", "json"),
+                                                               self.prev_out))
         return Result(o, b, self.peak(opp_cmd))
 
     def op_show(self, st: Store) -> Result:
@@ -789,8 +823,12 @@ class Bench:
                 raise Broken(f"show {opp_id} printed {str(got)[:200]}, jq found "
                              f"{len(lines)} line(s): {lines[:1]!r:.200}")
 
+        def companion(prev: Store, i: int) -> tuple[list[str], Path | None]:
+            at = prev.first_id + (3 * prev.n) // 4
+            return self.opp(prev, "show", str(at), "-o", "json"), self.prev_out
+
         o, b = self.alternate(lambda i: [("opp", opp_cmd, opp_out), ("base", jq_cmd, jq_out)],
-                              check)
+                              check, companion=companion)
         return Result(o, b, self.peak(opp_cmd))
 
     def op_export(self, st: Store) -> Result:
@@ -812,7 +850,9 @@ class Bench:
                 raise Broken(f"the CSV export has {rows:,} rows, not {st.n:,}")
 
         o, b = self.alternate(lambda i: [("opp", opp_cmd, None), ("base", jq_cmd, jq_csv)],
-                              check)
+                              check, companion=lambda prev, i: (self.opp(
+                                  prev, "export", "-o", "csv", "--output-file",
+                                  str(self.tmp / "export-prev.csv")), None))
         return Result(o, b, self.peak(opp_cmd))
 
     def op_create(self, st: Store) -> Result:
@@ -842,7 +882,8 @@ class Bench:
             landed(st, i)
             landed(self.small, i)
 
-        o, b = self.alternate(steps, check, self.create_repeat)
+        o, b = self.alternate(steps, check, self.create_repeat,
+                              companion=lambda prev, i: (cmd(prev, f"{name(i)} (prev)"), None))
         peak = self.peak(cmd(st, name(-1)))
         landed(st, -1)
         return Result(o, b, peak)
@@ -880,8 +921,14 @@ class Bench:
                              f"record {opp_id} as {str(rewritten)[:200]}")
 
         # jq first in each round, so its rewrite changes the record too (the work is the same)
+        def companion(prev: Store, i: int) -> tuple[list[str], Path | None]:
+            at = prev.first_id + (3 * prev.n) // 5
+            return self.opp(prev, "update", str(at), "--monetary-value", str(value(i) + 100_000),
+                            "-o", "json"), self.prev_out
+
         o, b = self.alternate(lambda i: [("base", jq_cmd(i), jq_out),
-                                         ("opp", opp_cmd(i), opp_out)], check)
+                                         ("opp", opp_cmd(i), opp_out)], check,
+                              companion=companion)
         peak = self.peak(opp_cmd(self.repeat + 1))
         _, stored = scan_for(st.data, opp_id)
         if stored is None or stored.get("monetary_value") != value(self.repeat + 1):
@@ -915,7 +962,12 @@ class Bench:
                 raise Broken(f"jq's rewrite without {ids[i]} has {jq_lines:,} lines, the "
                              f"store {lines:,}")
 
-        o, b = self.alternate(steps, check)
+        def companion(prev: Store, i: int) -> tuple[list[str], Path | None]:
+            # ids next to the ones deleted when that size ran, so each still exists
+            at = prev.first_id + (4 * prev.n) // 5 + 3 * i + 1
+            return self.opp(prev, "delete", str(at), "--yes", "-o", "json"), self.prev_out
+
+        o, b = self.alternate(steps, check, companion=companion)
         peak = self.peak(opp_cmd(self.repeat + 1))
         lines, stored = scan_for(st.data, ids[-1])
         if stored is not None or lines != before - self.repeat - 2:
@@ -967,7 +1019,9 @@ def bench(args: argparse.Namespace) -> int:
                   f"({DATA}: {file_mb[n]:.1f} MB)", flush=True)
             stores[n] = st
             results[n] = b.size(st)
-            shutil.rmtree(st.path)  # the disk a million records take
+            if b.prev is not None:
+                shutil.rmtree(b.prev.path)  # the disk a million records take
+            b.prev = st  # the next size's growth is measured against this one, side by side
             for leftover in tmp.glob("*.json*"):
                 leftover.unlink()
             for leftover in tmp.glob("*.csv"):
@@ -1001,10 +1055,10 @@ def bench(args: argparse.Namespace) -> int:
         judge_growth = (lo, hi) == (GROWTH_FROM, GROWTH_TO)
         for op in ops:
             a, z = results[lo][op.key], results[hi][op.key]
-            g, gb = z.opp_ms / a.opp_ms, z.base_ms / a.base_ms
+            g, gb = z.opp_ms / z.prev_ms, z.base_ms / a.base_ms
             base = "at 100" if op.key == "create" else "jq"
             measure = f"growth {lo:,} -> {hi:,} ({hi / lo:g}x records)  {op.label}: oppcli time"
-            figure = f"{g:.2f}x ({base} {gb:.2f}x)"
+            figure = f"{g:.2f}x (apart {z.opp_ms / a.opp_ms:.2f}x; {base} {gb:.2f}x)"
             if judge_growth:
                 report.add(measure, figure, f"<= {TARGET_GROWTH:g}x (linear)",
                            g <= TARGET_GROWTH)
