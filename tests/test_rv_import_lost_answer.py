@@ -41,7 +41,8 @@ def test_a_lost_create_is_not_confirmed_by_an_earlier_row_of_the_same_run(run, m
         results = orjson.loads(r.stdout)
         made = [x for x in srv.records.values() if x["name"] == "Renewal"]
         # oppcli says both rows were created, with the same id; row 2 is silently lost
-        assert len(made) == 2 or results[1]["action"] == "failed", (results, len(made))
+        # (a lost answer is reported unknown, never failed: the rerun looks before it creates)
+    assert len(made) == 2 or results[1]["action"] in ("failed", "unknown"), (results, len(made))
 
 
 def test_a_create_confirmed_after_a_lost_answer_is_in_the_audit_log(run, copper, tmp_path):

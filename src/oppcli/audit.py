@@ -102,9 +102,10 @@ class Audited:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def create(self, payload: Mapping[str, Any]) -> Record:
+    def create(self, payload: Mapping[str, Any], **options: Any) -> Record:
+        """`options`: the backend's own (the local store's keep_id)."""
         self.log.check()
-        record: Record = self.inner.create(payload)
+        record: Record = self.inner.create(payload, **options)
         self._append("create", record["id"], None, record)
         return record
 

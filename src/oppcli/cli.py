@@ -75,7 +75,12 @@ class OppcliGroup(TyperGroup):
                 import traceback
 
                 traceback.print_exc()
-            err(f"error: {exc}")
+            if isinstance(exc, E.OutputClosed):
+                _silence_stdout()  # nothing more to the reader that left
+            try:
+                err(f"error: {exc}")
+            except (OSError, ValueError):
+                pass  # stderr closed too: the exit code still says it
             code = exc.exit_code
         except typer.Abort as exc:
             if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt

@@ -14,6 +14,8 @@ SERVICE = 5
 CONFLICT = 6
 PARTIAL = 7
 INTERRUPTED = 130
+OUTPUT_CLOSED = 141  # as a process killed by SIGPIPE
+TERMINATED = 143  # SIGTERM
 
 
 class OppcliError(Exception):
@@ -84,3 +86,11 @@ class PartialFailure(OppcliError):
                  done: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message, hint)
         self.done = done or []
+
+
+class OutputClosed(OppcliError):
+    """The reader of stdout (or stderr) went away before a write or an export finished (exit
+    141, as a process killed by SIGPIPE): what was not done is kept, the export state is not
+    advanced."""
+
+    exit_code = OUTPUT_CLOSED

@@ -8,6 +8,7 @@ failed, so running the failed rows again never makes a deal twice.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -18,18 +19,21 @@ import orjson
 
 from oppcli import errors as E
 from oppcli.errors import OppcliError, PartialFailure, UsageError
+from oppcli.interrupts import Held, Stop, exit_code_of, output_closed
 from oppcli.query import Query
 from oppcli.records import apply_changes, changed_fields, check_refs, refs_to_check
 from oppcli.transfer import (
+    UNCONFIRMED,
     InputFile,
     Row,
-    atomic_write_bytes,
+    can_create_in,
     csv_payload,
     detect_format,
     failed_rows_bytes,
     json_payload,
     read_input,
-    terminate_cleanly,
+    unknown_rows_bytes,
+    write_new_file,
 )
 
 Record = dict[str, Any]
@@ -38,9 +42,10 @@ Record = dict[str, Any]
 @dataclass
 class Result:
     row: Row
-    action: str  # created, updated, unchanged, skipped, failed; "would ..." in a dry run
+    action: str  # created, updated, unchanged, skipped, failed, unknown; "would ..." in a dry run
     id: int | None = None
     detail: str = ""
+    row_id: int | None = None  # the id the row gave, when it had one
 
     @property
     def failed(self) -> bool:
@@ -48,7 +53,9 @@ class Result:
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"row": self.row.where, "action": self.action, "id": self.id}
-        if self.failed:
+        if self.row_id is not None and self.row_id != self.id:
+            out["row_id"] = self.row_id  # the row's own id, when the deal's differs
+        if self.failed or self.action == "unknown":
             out["error"] = self.detail
         elif self.detail:
             out["detail"] = self.detail
@@ -56,99 +63,232 @@ class Result:
 
     def line(self) -> str:
         what = self.action + (f" {self.id}" if self.id is not None else "")
-        return f"{self.row.where}: {what}" + (f" ({self.detail})" if self.detail else "")
+        notes = []
+        if self.row_id is not None and self.row_id != self.id:
+            notes.append(f"row id {self.row_id}")
+        if self.detail:
+            notes.append(self.detail)
+        return f"{self.row.where}: {what}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def run(data: bytes, name: str, *, fmt: str | None, match: str, on_conflict: str,
-        dry_run: bool, failed_rows: Path | None, report: str, backend: Any) -> None:
+        dry_run: bool, failed_rows: Path | None, report: str, backend: Any,
+        on_missing: str = "create", keep_ids: bool = False) -> None:
     fmt = (fmt or detect_format(name, data)).strip().lower()
     source = read_input(data, fmt)
     if not source.rows:
         raise UsageError(f"{'stdin' if name == '-' else name} holds no rows to import")
     backend.check_writable()  # a read-only mirror: refused before any row
-    importer = Importer(backend, match=match, on_conflict=on_conflict, dry_run=dry_run,
-                        fmt=source.fmt)
-    results: list[Result] = []
+    if keep_ids and getattr(backend, "next_id", None) is None:
+        raise UsageError("--keep-ids works on the local store only: Copper gives every new "
+                         "deal its own id", "drop --keep-ids; the report names each created "
+                         "deal's new id beside its row id")
     started = time.time()
-    with terminate_cleanly():
-        for n, row in enumerate(source.rows):
-            try:
-                result = importer.one(row, started)
-            except (E.ServiceError, E.ConfigError) as exc:
-                # Copper is down or refuses the key: every other row would fail the same way.
-                _stop(exc, source, source.rows[n:], results, name, failed_rows, dry_run)
-            except BaseException:  # Ctrl-C, SIGTERM: keep what is not done for the next run
-                if not dry_run:
-                    _keep_undone(source, source.rows[n:], results, name, failed_rows)
-                raise
-            _report(result, report)
-            results.append(result)
+    leftovers = None if dry_run else Leftovers(source, name, failed_rows, started)  # exit 3 now
+    importer = Importer(backend, match=match, on_conflict=on_conflict, dry_run=dry_run,
+                        fmt=source.fmt, on_missing=on_missing, keep_ids=keep_ids)
+    results: list[Result] = []
+    rows = source.rows
+    done_upto = 0  # rows[:done_upto] have a result
+    stopped: BaseException | None = None
+    with Held() as held:
+        try:
+            for n, row in enumerate(rows):
+                importer.writing = False
+                with held.unit():
+                    try:
+                        result = importer.one(row, started)
+                    except BaseException as exc:
+                        # Stopped inside the write (a signal pressed twice, a bug): it may have
+                        # happened. An oppcli error from the backend means it did not.
+                        if importer.writing and not isinstance(exc, OppcliError):
+                            results.append(Result(row, "unknown", detail="interrupted while "
+                                                  "being written"))
+                            done_upto = n + 1
+                        raise
+                    results.append(result)
+                    done_upto = n + 1
+                _report(result, report)
+        except BaseException as exc:
+            stopped = exc
+        finally:
+            importer.close()
+    if stopped is not None:
+        _stopped(stopped, results, rows[done_upto:], report, leftovers, dry_run)
     if report == "json":
-        sys.stdout.write(orjson.dumps([r.as_json() for r in results],
-                                      option=orjson.OPT_INDENT_2).decode() + "\n")
-    _finish(results, source, name, failed_rows, dry_run)
-
-
-def _finish(results: list[Result], source: InputFile, name: str, failed_rows: Path | None,
-            dry_run: bool) -> None:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.action] = counts.get(r.action, 0) + 1
-    summary = ", ".join(f"{n} {action}" for action, n in counts.items())
-    failed = [r.row for r in results if r.failed]
-    prefix = "dry run, nothing changed: " if dry_run else ""
-    if not failed:
-        print(f"oppcli: {prefix}{len(results)} rows: {summary}", file=sys.stderr)
-        return
-    if dry_run:
-        raise PartialFailure(f"{prefix}{len(failed)} of {len(results)} rows would fail "
-                             f"({summary})", "fix them and run the dry run again")
-    path = _save_failed(source, failed, name, failed_rows)
-    raise PartialFailure(f"{len(failed)} of {len(results)} rows failed ({summary}); they are "
-                         f"in {path}", f"fix them and run `oppcli import {path}`")
+        _print_json(results)
+    _finish(results, leftovers, dry_run)
 
 
 def _report(result: Result, report: str) -> None:
+    """One row's line as it is done: on stderr (text) or stdout (jsonl). A closed stream
+    raises, and the run stops there."""
     if report == "text":
-        print(f"oppcli: {result.line()}", file=sys.stderr)
+        sys.stderr.write(f"oppcli: {result.line()}\n")
+        sys.stderr.flush()
     elif report == "jsonl":
         sys.stdout.write(orjson.dumps(result.as_json()).decode() + "\n")
         sys.stdout.flush()
 
 
-def _keep_undone(source: InputFile, left: list[Row], results: list[Result], name: str,
-                 failed_rows: Path | None) -> None:
-    """Interrupted: the rows not done (and those that failed) go to the failed-rows file, so
-    running it imports each row once."""
-    failed = [r.row for r in results if r.failed] + left
+def _print_json(results: list[Result], untried: list[Row] | None = None) -> None:
+    out = [r.as_json() for r in results]
+    out += [{"row": row.where, "action": "not tried", "id": None} for row in untried or []]
+    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _say(message: str) -> None:
+    """A message on stderr that cannot stop the cleanup: a closed stderr drops it."""
     try:
-        path = _save_failed(source, failed, name, failed_rows)
-    except OppcliError:
+        print(f"oppcli: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _finish(results: list[Result], leftovers: Leftovers | None, dry_run: bool) -> None:
+    summary = _summary(results)
+    failed = [r.row for r in results if r.failed]
+    unknown = [r.row for r in results if r.action == "unknown"]
+    prefix = "dry run, nothing changed: " if dry_run else ""
+    if not failed and not unknown:
+        _say(f"{prefix}{len(results)} rows: {summary}")
         return
-    print(f"oppcli: interrupted at {left[0].where}: the {len(failed)} rows not imported are in "
-          f"{path}; run `oppcli import {path}` to go on", file=sys.stderr)
+    if dry_run or leftovers is None:
+        raise PartialFailure(f"{prefix}{len(failed)} of {len(results)} rows would fail "
+                             f"({summary})", "fix them and run the dry run again")
+    saved = leftovers.save(failed, unknown)
+    if not unknown:
+        raise PartialFailure(f"{len(failed)} of {len(results)} rows failed ({summary}); they are "
+                             f"in {leftovers.saved_failed}", leftovers.hint(True, False))
+    raise PartialFailure(f"{len(failed)} of {len(results)} rows failed and {len(unknown)} may "
+                         f"or may not have been written ({summary}); {saved}",
+                         leftovers.hint(bool(failed), True))
 
 
-def _stop(exc: OppcliError, source: InputFile, left: list[Row], results: list[Result],
-          name: str, failed_rows: Path | None, dry_run: bool) -> None:
-    """End the import at a failure that is not the row's fault: keep every row not imported
-    (and the rows that failed before) for the next run, and fail with the error's own code."""
-    where = left[0].where
-    failed = [r.row for r in results if r.failed] + left
-    done = len(results) - sum(r.failed for r in results)
-    if dry_run:
-        raise type(exc)(f"{exc.message} (stopped at {where}; dry run, nothing changed)", exc.hint)
-    path = _save_failed(source, failed, name, failed_rows)
-    raise type(exc)(f"{exc.message}; stopped at {where} after {done} rows: the {len(failed)} "
-                    f"rows not imported are in {path}", f"run `oppcli import {path}` when it "
-                    "works again") from None
+def _summary(results: list[Result]) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.action] = counts.get(r.action, 0) + 1
+    return ", ".join(f"{n} {action}" for action, n in counts.items()) or "none done"
 
 
-def _save_failed(source: InputFile, rows: list[Row], name: str, failed_rows: Path | None) -> Path:
-    """Write rows to run again, in the input's own format; returns where."""
-    path = failed_rows or _failed_path(name, source.fmt)
-    atomic_write_bytes(path, failed_rows_bytes(source, rows))
-    return path
+def _stopped(exc: BaseException, results: list[Result], untried: list[Row], report: str,
+             leftovers: Leftovers | None, dry_run: bool) -> None:
+    """The run stopped before its end: a signal, a closed output, Copper failing, a full disk.
+    Every row is reported once: done (in the results and the audit log), failed and not tried
+    (the failed-rows file), or unknown (its own file, checked before it is created again)."""
+    code = exit_code_of(exc)
+    if code is None:  # a bug: still keep what was not done, then let it show
+        code = E.UNEXPECTED
+    where = untried[0].where if untried else (results[-1].row.where if results else "the start")
+    if report == "json":
+        with contextlib.suppress(OSError, ValueError):
+            _print_json(results, untried)
+    elif report == "jsonl":
+        with contextlib.suppress(OSError, ValueError):
+            for row in untried:
+                sys.stdout.write(orjson.dumps({"row": row.where, "action": "not tried",
+                                               "id": None}).decode() + "\n")
+            sys.stdout.flush()
+    if isinstance(exc, Stop | KeyboardInterrupt):
+        why = "interrupted" if code == E.INTERRUPTED else "terminated"
+    elif output_closed(exc):
+        why = "the output was closed"
+    elif isinstance(exc, OppcliError):
+        why = exc.message
+    else:
+        why = f"unexpected error: {type(exc).__name__}: {exc}"
+    done = sum(1 for r in results if not r.failed and r.action != "unknown")
+    failed = [r.row for r in results if r.failed] + list(untried)
+    unknown = [r.row for r in results if r.action == "unknown"]
+    if dry_run or leftovers is None:
+        message = f"{why} (stopped at {where}; dry run, nothing changed)"
+        kept = ""
+    elif not failed and not unknown:
+        message = f"{why} after the last row: all {done} rows done"
+        kept = ""
+    else:
+        try:
+            kept = leftovers.save(failed, unknown)
+        except OppcliError as lost:  # the failed rows could not be saved: name them instead
+            kept = f"{lost.message}; the rows not imported are {_where_list(failed + unknown)}"
+        at = "stopped at" if isinstance(exc, OppcliError) else "at"
+        message = f"{why}; {at} {where} after {done} rows done: {kept}"
+        if isinstance(exc, Stop | KeyboardInterrupt):
+            message = f"{why} at {where} after {done} rows done: {kept}"
+    row_failed = any(r.failed for r in results)
+    hint = leftovers.hint(row_failed, bool(unknown)) if kept and leftovers else None
+    if isinstance(exc, OppcliError) and not output_closed(exc):
+        raise type(exc)(message, hint or exc.hint) from None
+    if output_closed(exc):
+        raise E.OutputClosed(message, hint) from None
+    _say(f"{message}" + (f"; {hint}" if hint else ""))
+    if code == E.UNEXPECTED:
+        raise exc
+    raise SystemExit(code)
+
+
+def _where_list(rows: list[Row]) -> str:
+    shown = ", ".join(r.where for r in rows[:20])
+    return shown + (f" and {len(rows) - 20} more" if len(rows) > 20 else "")
+
+
+class Leftovers:
+    """Where the rows not imported go: the failed-rows file (failed and not tried, to run again)
+    and the unknown-rows file (rows whose write may or may not have happened). Decided and
+    checked before the first row; never an existing file overwritten."""
+
+    def __init__(self, source: InputFile, name: str, failed_rows: Path | None,
+                 started: float) -> None:
+        self.source = source
+        self.started = started
+        if failed_rows is not None:
+            if failed_rows.exists():
+                raise E.ConfigError(f"the failed-rows file {failed_rows} already exists",
+                                    "oppcli never overwrites one: move it away or give "
+                                    "another --failed-rows; nothing was done")
+            self.failed_path = Path(failed_rows)
+        else:
+            self.failed_path = _failed_path(name, source.fmt)
+        self.unknown_path = self.failed_path.with_name(
+            self.failed_path.name.replace(".failed", "", 1) if ".failed" in
+            self.failed_path.name else self.failed_path.name)
+        self.unknown_path = self.unknown_path.with_name(
+            f"{self.unknown_path.stem}.unknown{self.unknown_path.suffix}")
+        can_create_in(self.failed_path, "failed-rows file")
+        self.saved_failed: Path | None = None
+        self.saved_unknown: Path | None = None
+
+    def save(self, failed: list[Row], unknown: list[Row]) -> str:
+        """Write the files (each a new file); returns what to tell the user."""
+        parts = []
+        try:
+            if failed:
+                self.saved_failed = write_new_file(self.failed_path,
+                                                   failed_rows_bytes(self.source, failed))
+                parts.append(f"the {len(failed)} rows not imported are in {self.saved_failed}")
+            if unknown:
+                self.saved_unknown = write_new_file(self.unknown_path,
+                                                    unknown_rows_bytes(self.source, unknown,
+                                                                       int(self.started)))
+                parts.append(f"the {len(unknown)} rows that may or may not have been written "
+                             f"are in {self.saved_unknown}")
+        except OSError as exc:
+            target = self.unknown_path if self.saved_failed else self.failed_path
+            raise E.ConfigError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        return "; ".join(parts)
+
+    def hint(self, failed: bool, unknown: bool) -> str:
+        runs = [f"`oppcli import {p}`" for p in (self.saved_failed, self.saved_unknown) if p]
+        if not runs:
+            return "see the messages above"
+        text = ("fix the failed rows and run " if failed else "run ") + " and ".join(runs)
+        if not failed:
+            text += " to go on"
+        if unknown:
+            text += " (an unknown row is looked up first, and created only if it was not made)"
+        return text
 
 
 def _failed_path(name: str, fmt: str) -> Path:
@@ -170,43 +310,91 @@ def _holds(record: Record, payload: Record) -> bool:
 
 
 class Importer:
+    """Decides and makes each row's change. A row's id matches only a deal that existed before
+    the import started: never one this run created for another row (rows sharing an id are one
+    deal: the first creates it, the later ones update it), and on the local store never an id
+    the store had not issued when the run started."""
+
     def __init__(self, backend: Any, *, match: str, on_conflict: str, dry_run: bool,
-                 fmt: str) -> None:
+                 fmt: str, on_missing: str = "create", keep_ids: bool = False) -> None:
         self.backend = backend
         self.lookups = backend.lookups()
         self.date_order = backend.date_order()
         self.match = match
         self.on_conflict = on_conflict
+        self.on_missing = on_missing
+        self.keep_ids = keep_ids
         self.dry_run = dry_run
         self.fmt = fmt
         self.created_ids: set[int] = set()  # made by this run: never "confirm" a row with them
+        self.by_row_id: dict[int, int | None] = {}  # a row id -> the deal this run made for it
+        next_id = getattr(backend, "next_id", None)
+        self.first_new_id: int | None = next_id() if next_id is not None else None
+        self.writing = False  # inside a backend write: an interruption leaves it unknown
+        exclusive = getattr(backend, "exclusive", None)
+        self._exclusive = exclusive if exclusive is not None else contextlib.nullcontext
+
+    def close(self) -> None:
+        self.by_row_id.clear()
 
     def one(self, row: Row, started: float) -> Result:
         fail = "would fail" if self.dry_run else "failed"
         if row.values is None:
             return Result(row, fail, detail=row.error or "unreadable")
+        row_id: int | None = None
         try:
-            opp_id, payload = self._payload(row.values)
-            existing = self._find(opp_id, payload)
-            if existing is None:
-                return self._create(row, payload, started)
-            return self._conflict(row, existing, payload)
+            row_id, payload, unconfirmed = self._payload(row.values)
+            with self._exclusive():  # local store: find and write under one lock
+                return self._one(row, row_id, payload, unconfirmed, started)
         except E.UncertainWrite as exc:
-            return Result(row, fail, detail=str(exc))
+            return Result(row, fail, row_id=row_id, detail=str(exc))
         except (E.ServiceError, E.ConfigError):
             raise  # not this row's fault: the import stops
         except OppcliError as exc:
-            return Result(row, fail, detail=str(exc))
+            return Result(row, fail, row_id=row_id, detail=str(exc))
 
-    def _payload(self, values: dict[str, Any]) -> tuple[int | None, Record]:
+    def _one(self, row: Row, row_id: int | None, payload: Record, unconfirmed: int | None,
+             started: float) -> Result:
+        existing = self._find(row_id, payload)
+        if existing is None and row_id is not None and row_id in self.by_row_id:
+            made = self.by_row_id[row_id]  # an earlier row of this file has this id
+            if made is None:  # a dry run: it would have been created
+                return Result(row, "would update", None, row_id=row_id,
+                              detail=f"the deal an earlier row with id {row_id} would create")
+            existing = self.backend.get(made)
+        if existing is None and unconfirmed is not None:
+            confirmed = self._confirm_unknown(row, payload, unconfirmed)
+            if isinstance(confirmed, Result):
+                return confirmed
+            if confirmed is not None:
+                self._made(confirmed, row_id)
+                return Result(row, "created", confirmed["id"], row_id=row_id,
+                              detail="made by an earlier, interrupted run; confirmed now")
+        if existing is None:
+            return self._missing(row, row_id, payload, started)
+        return self._conflict(row, existing, payload, row_id)
+
+    def _payload(self, values: dict[str, Any]) -> tuple[int | None, Record, int | None]:
+        values = dict(values)
+        mark = values.pop(UNCONFIRMED, None)
+        unconfirmed = None
+        if mark not in (None, ""):
+            try:
+                unconfirmed = int(mark)
+            except (TypeError, ValueError):
+                raise E.ValidationError(f"{UNCONFIRMED} must be Unix seconds, got {mark!r}") from None
         if self.fmt == "csv":
-            return csv_payload(values, self.lookups, self.date_order)
-        return json_payload(values, self.lookups, self.date_order)
+            opp_id, payload = csv_payload(values, self.lookups, self.date_order)
+        else:
+            opp_id, payload = json_payload(values, self.lookups, self.date_order)
+        return opp_id, payload, unconfirmed
 
     def _find(self, opp_id: int | None, payload: Record) -> Record | None:
         if self.match == "id":
-            if opp_id is None:
-                return None
+            if opp_id is None or opp_id in self.created_ids or opp_id in self.by_row_id:
+                return None  # made by this run for another row, or for an earlier one
+            if self.first_new_id is not None and opp_id >= self.first_new_id:
+                return None  # the store had not issued it when the import started
             try:
                 return self.backend.get(opp_id)  # type: ignore[no-any-return]
             except E.NotFoundError:
@@ -222,43 +410,105 @@ class Importer:
                                   "give ids in the file and use --match id")
         return hits[0] if hits else None
 
-    def _create(self, row: Row, payload: Record, started: float) -> Result:
+    def _missing(self, row: Row, row_id: int | None, payload: Record, started: float) -> Result:
+        """A row that matches no deal: created, skipped or failed, as --on-missing says."""
+        if row_id is not None and self.match == "id" and row_id not in self.by_row_id:
+            if self.on_missing == "skip":
+                return Result(row, "would skip" if self.dry_run else "skipped", None,
+                              row_id=row_id, detail=f"no opportunity {row_id} to update")
+            if self.on_missing == "error":
+                raise E.NotFoundError(f"no opportunity {row_id} to update",
+                                      "use --on-missing create to create it")
+        return self._create(row, payload, started, row_id)
+
+    def _keep(self, row_id: int | None) -> int | None:
+        """The row's own id, when --keep-ids may keep it: the store had never issued it."""
+        if not self.keep_ids or row_id is None or self.first_new_id is None:
+            return None
+        if row_id < self.first_new_id or row_id in self.created_ids or row_id in self.by_row_id:
+            return None
+        return row_id
+
+    def _create(self, row: Row, payload: Record, started: float, row_id: int | None) -> Result:
         from oppcli.models import check_create
 
         check_create(payload)
+        keep = self._keep(row_id)
         if self.dry_run:
             check_refs({k: v for k, v in payload.items() if v is not None}, self.lookups)
-            return Result(row, "would create")
+            if row_id is not None:
+                self.by_row_id[row_id] = None
+            return Result(row, "would create", keep, row_id=row_id)
         try:
-            record = self.backend.create(payload)
-        except E.UncertainWrite:
+            self.writing = True
+            if keep is not None:
+                record = self.backend.create(payload, keep_id=keep)
+            else:
+                record = self.backend.create(payload)
+            self.writing = False
+        except E.UncertainWrite as exc:
+            self.writing = False
             found = self._made_anyway(payload, started)
-            if found is None:
-                raise
-            self.created_ids.add(found["id"])
-            confirm = getattr(self.backend, "record_confirmed_create", None)
-            if confirm is not None:
-                confirm(found)  # into the audit log, like any create
-            return Result(row, "created", found["id"], "confirmed after a lost answer")
-        self.created_ids.add(record["id"])
-        return Result(row, "created", record["id"])
+            if not isinstance(found, dict):
+                return Result(row, "unknown", row_id=row_id, detail=f"{exc.message}; {found}")
+            self._made(found, row_id)
+            self.backend.record_confirmed_create(found)  # into the audit log, like any create
+            return Result(row, "created", found["id"], row_id=row_id,
+                          detail="confirmed after a lost answer")
+        self._made(record, row_id)
+        return Result(row, "created", record["id"], row_id=row_id)
 
-    def _made_anyway(self, payload: Record, started: float) -> Record | None:
-        """After a create whose answer was lost: the deal, if Copper made it during this run."""
+    def _made(self, record: Record, row_id: int | None) -> None:
+        self.created_ids.add(record["id"])
+        if row_id is not None:
+            self.by_row_id[row_id] = record["id"]
+
+    def _made_anyway(self, payload: Record, since: float) -> Record | str:
+        """After a create whose answer was lost: the deal, if it was made since `since`; else
+        why that is not known."""
         try:
             hits = [h for h in self.backend.search(Query(name=str(payload["name"]),
-                                                         created_min=int(started) - 5,
+                                                         created_min=int(since) - 5,
                                                          sort_by="id", descending=False))
                     if h["id"] not in self.created_ids and _holds(h, payload)]
-        except OppcliError:
-            return None
-        return hits[0] if len(hits) == 1 else None
+        except OppcliError as exc:
+            return f"the search to find out whether it was made failed too ({exc.message})"
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            return "no such deal shows in a search yet"
+        return f"{len(hits)} deals like it were made since ({', '.join(str(h['id']) for h in hits)})"
 
-    def _conflict(self, row: Row, existing: Record, payload: Record) -> Result:
+    def _confirm_unknown(self, row: Row, payload: Record, since: int) -> Record | Result | None:
+        """A row an earlier run left unknown: the deal it made, or None when it made none (the
+        row is then created), or an unknown Result when that cannot be told."""
+        if self.dry_run:
+            return None
+        try:
+            hits = [h for h in self.backend.search(Query(name=str(payload.get("name") or ""),
+                                                         created_min=since, sort_by="id",
+                                                         descending=False))
+                    if h["id"] not in self.created_ids and _holds(h, payload)]
+        except OppcliError as exc:
+            if isinstance(exc, E.ServiceError | E.ConfigError):
+                raise
+            hits = []
+        if len(hits) > 1:
+            return Result(row, "unknown", None, detail=f"{len(hits)} deals like it were made "
+                          f"since then ({', '.join(str(h['id']) for h in hits)}): check them "
+                          "and remove the row, or its " + UNCONFIRMED)
+        if not hits:
+            return None
+        found = hits[0]
+        self.backend.record_confirmed_create(found)
+        return found
+
+    def _conflict(self, row: Row, existing: Record, payload: Record,
+                  row_id: int | None = None) -> Result:
         opp_id = existing["id"]
         if self.on_conflict == "skip":
             return Result(row, "would skip" if self.dry_run else "skipped", opp_id,
-                          f"matches {opp_id} by {self.match}")
+                          row_id=row_id, detail=f"matches {opp_id} by {self.match}")
         if self.on_conflict == "error":
             raise E.ConflictError(f"matches opportunity {opp_id} by {self.match}",
                                   "use --on-conflict update or skip")
@@ -266,10 +516,12 @@ class Importer:
         new = apply_changes(existing, changes, self.lookups)
         diff = changed_fields(existing, new)
         if not diff:
-            return Result(row, "unchanged", opp_id)
+            return Result(row, "unchanged", opp_id, row_id=row_id)
         fields = ", ".join(diff)
         if self.dry_run:
             check_refs(refs_to_check(diff, new), self.lookups)
-            return Result(row, "would update", opp_id, fields)
+            return Result(row, "would update", opp_id, row_id=row_id, detail=fields)
+        self.writing = True
         self.backend.update(opp_id, changes, current=existing)
-        return Result(row, "updated", opp_id, fields)
+        self.writing = False
+        return Result(row, "updated", opp_id, row_id=row_id, detail=fields)

@@ -138,6 +138,68 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def can_create_in(path: Path, what: str) -> None:
+    """Fail now (exit 3) if a file could not be created beside PATH later: a temporary file is
+    made there and removed."""
+    import tempfile
+
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}-", suffix=".tmp",
+                                   dir=path.parent if str(path.parent) else ".")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} {path}: {exc.strerror}",
+                          "choose a writable place for it; nothing was done") from exc
+
+
+def write_new_file(path: Path, data: bytes) -> Path:
+    """Write DATA to a file that did not exist, whole (written to a temporary file, fsynced,
+    then linked into place), and return its path: PATH, or PATH with -2, -3, ... before the
+    suffix when PATH exists. An existing file is never overwritten. OSError propagates."""
+    import tempfile
+
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}-", suffix=".tmp",
+                               dir=directory)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        for n in range(1, 10_000):
+            target = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here (some network or FAT file systems)
+                try:
+                    with open(target, "xb") as out:
+                        out.write(data)
+                        out.flush()
+                        os.fsync(out.fileno())
+                except FileExistsError:
+                    continue
+            with contextlib.suppress(OSError):
+                dfd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            return target
+        raise FileExistsError(f"{path} and 9,999 numbered variants exist")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 # ---- the incremental-export state ----------------------------------------------------------------
 @dataclass
 class ExportState:
@@ -323,6 +385,41 @@ def failed_rows_bytes(source: InputFile, failed: list[Row]) -> bytes:
         return b"".join((r.raw if isinstance(r.raw, bytes) else orjson.dumps(r.raw)) + b"\n"
                         for r in failed)
     return orjson.dumps([r.raw for r in failed], option=orjson.OPT_INDENT_2) + b"\n"
+
+
+# The column (CSV) or key (JSON) an unknown-rows file adds to each row: Unix seconds from before
+# the write that may or may not have happened. Import looks for a deal like the row made since
+# then before creating it, so running the file never makes a deal twice.
+UNCONFIRMED = "oppcli_unconfirmed_since"
+
+
+def unknown_rows_bytes(source: InputFile, rows: list[Row], since: int | None = None) -> bytes:
+    """Rows whose write may have happened, in the input's format, each marked UNCONFIRMED."""
+    mark = int(time.time() if since is None else since) - 60
+    if source.fmt == "csv":
+        header = list(source.header)
+        cells_of = [list(r.raw) for r in rows]
+        if UNCONFIRMED in header:
+            at = header.index(UNCONFIRMED)
+            for cells in cells_of:
+                if not cells[at].strip():
+                    cells[at] = str(mark)
+        else:
+            header.append(UNCONFIRMED)
+            for cells in cells_of:
+                cells.append(str(mark))
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows(cells_of)
+        return buf.getvalue().encode("utf-8")
+    marked = []
+    for r in rows:
+        values = dict(r.values or {})
+        values.setdefault(UNCONFIRMED, mark)
+        marked.append(Row(r.where, orjson.dumps(values) if source.fmt == "jsonl" else values,
+                          values))
+    return failed_rows_bytes(source, marked)
 
 
 def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,

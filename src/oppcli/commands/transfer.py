@@ -155,7 +155,14 @@ def _export_locked(backend: Any, query: Any, source: str, since_ts: int | None,
             if output_file is None:
                 from oppcli.output import emit_many
 
-                count = emit_many(progress.wrap(records()), fmt, ctx, names=names, raw=raw)
+                try:
+                    count = emit_many(progress.wrap(records()), fmt, ctx, names=names, raw=raw)
+                    sys.stdout.flush()
+                except BrokenPipeError:
+                    raise E.OutputClosed(
+                        "the output was closed before the export finished",
+                        "the state file is unchanged" if state_file else
+                        "what the reader got is incomplete") from None
             else:
                 with atomic_output(output_file) as out:  # raising inside keeps the old file
                     count = write_many(progress.wrap(records()), fmt, out, ctx, names=names,
@@ -223,12 +230,23 @@ def import_(
         "--on-conflict", help="When a row matches an opportunity: update it (default), skip "
         "the row, or error (the row fails).", metavar="update|skip|error",
         autocompletion=C.choices(("update", "skip", "error")))] = "update",
+    on_missing: Annotated[str, typer.Option(
+        "--on-missing", help="When a row's id matches no opportunity that existed before the "
+        "import started: create it (default; the report gives the new id beside the row's), "
+        "skip the row, or error (the row fails).", metavar="create|skip|error",
+        autocompletion=C.choices(("create", "skip", "error")))] = "create",
+    keep_ids: Annotated[bool, typer.Option(
+        "--keep-ids", help="Local store: a created deal keeps the row's id when the store had "
+        "never issued it (at or past its next id when the import started); restores an export "
+        "with its ids. Refused on Copper, which gives every deal its own id.")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check every row and say what would happen; change nothing.")] = False,
     failed_rows: Annotated[Optional[Path], typer.Option(
-        "--failed-rows", help="Where rows that fail are written, in the input's format, to run "
-        "again (default: FILE.failed.EXT beside the input; for stdin, in the current "
-        "directory).", metavar="PATH")] = None,
+        "--failed-rows", help="Where rows that fail or are not tried are written, in the "
+        "input's format, to run again (default: FILE.failed.EXT beside the input; for stdin, in "
+        "the current directory). Checked before the first row; an existing file is never "
+        "overwritten. Rows that may or may not have been written go beside it, in "
+        "NAME.unknown.EXT.", metavar="PATH")] = None,
     output: Annotated[Optional[str], typer.Option(
         "-o", "--output", help="text (default: one line per row on stderr), json or jsonl "
         "(the results on stdout).", metavar="FORMAT",
@@ -250,10 +268,12 @@ def import_(
         raise UsageError(f"cannot match on {match!r}", "valid: id, name")
     if on_conflict not in ("update", "skip", "error"):
         raise UsageError(f"unknown --on-conflict {on_conflict!r}", "valid: update, skip, error")
+    if on_missing not in ("create", "skip", "error"):
+        raise UsageError(f"unknown --on-missing {on_missing!r}", "valid: create, skip, error")
     data, name = _read_input(file)
     importing.run(data, name, fmt=input_format, match=match, on_conflict=on_conflict,
                   dry_run=dry_run, failed_rows=failed_rows, report=report,
-                  backend=STATE.backend())
+                  backend=STATE.backend(), on_missing=on_missing, keep_ids=keep_ids)
 
 
 def _read_input(file: str) -> tuple[bytes, str]:
