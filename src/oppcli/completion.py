@@ -176,7 +176,7 @@ def custom_fields(ctx: typer.Context, incomplete: str) -> list[str]:
 def ids(ctx: typer.Context, incomplete: str) -> list[str]:
     """Opportunity ids of the local store that start with what was typed: one regex pass over
     the raw file (no parsing), anchored on the newline and the typed prefix, so it is quick."""
-    if incomplete and not incomplete.isdigit():
+    if incomplete and not (incomplete.isascii() and incomplete.isdigit()):
         return []
     try:
         store = _store(ctx)

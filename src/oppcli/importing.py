@@ -383,8 +383,9 @@ class Importer:
                 unconfirmed = int(mark)
             except (TypeError, ValueError):
                 raise E.ValidationError(f"{UNCONFIRMED} must be Unix seconds, got {mark!r}") from None
-        if self.fmt == "csv":
-            opp_id, payload = csv_payload(values, self.lookups, self.date_order)
+        if self.fmt in ("csv", "tsv"):
+            opp_id, payload = csv_payload(values, self.lookups, self.date_order,
+                                          neutralised=self.fmt == "csv")
         else:
             opp_id, payload = json_payload(values, self.lookups, self.date_order)
         return opp_id, payload, unconfirmed
@@ -512,7 +513,14 @@ class Importer:
         if self.on_conflict == "error":
             raise E.ConflictError(f"matches opportunity {opp_id} by {self.match}",
                                   "use --on-conflict update or skip")
-        changes = {k: v for k, v in payload.items()}
+        changes = {k: v for k, v in payload.items()
+                   if not (self.fmt in ("csv", "tsv") and v is None and existing.get(k) == "")}
+        # (an empty cell is null, and also what a "" was exported as: "" stays "")
+        if "custom_fields" in changes and self.fmt in ("csv", "tsv"):
+            held = {c.get("custom_field_definition_id"): c.get("value")
+                    for c in existing.get("custom_fields") or []}
+            changes["custom_fields"] = [c for c in changes["custom_fields"] if not (
+                c["value"] is None and held.get(c["custom_field_definition_id"]) == "")]
         new = apply_changes(existing, changes, self.lookups)
         diff = changed_fields(existing, new)
         if not diff:

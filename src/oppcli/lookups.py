@@ -6,11 +6,18 @@ Copper backend resolve names the same way. Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from oppcli.errors import ConflictError, NotFoundError, ValidationError
 from oppcli.fields import LOOKUP_TABLES
+
+
+def is_whole(text: str) -> bool:
+    """ASCII digits with an optional minus: what int() reads and a user means as a number
+    (str.isdigit also accepts ² and ①, which int() refuses)."""
+    return re.fullmatch(r"-?[0-9]+", text) is not None
 
 # How a table is named in messages.
 LABELS = {
@@ -131,7 +138,7 @@ class Lookups:
         raw = text.strip()
         if not raw:
             raise ValidationError(f"empty {LABELS[table]} name", "give a name or an id")
-        if raw.lstrip("-").isdigit():
+        if is_whole(raw):
             return int(raw)
         rows = self.rows(table)
         pipes = set(pipeline_ids)
@@ -186,7 +193,7 @@ class Lookups:
         """The opportunity custom field definition for a name or id."""
         defs = self.opportunity_fields()
         raw = text.strip()
-        if raw.isdigit():
+        if is_whole(raw):
             for d in defs:
                 if d["id"] == int(raw):
                     return d
@@ -205,7 +212,7 @@ class Lookups:
         options = definition.get("options") or []
         raw = text.strip()
         for o in options:
-            if _norm(o["name"]) == _norm(raw) or (raw.isdigit() and o["id"] == int(raw)):
+            if _norm(o["name"]) == _norm(raw) or (is_whole(raw) and o["id"] == int(raw)):
                 return int(o["id"])
         listed = ", ".join(o["name"] for o in options)
         raise ValidationError(

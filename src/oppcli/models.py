@@ -14,7 +14,7 @@ from typing import Any
 
 from oppcli import fields as F
 from oppcli.errors import ConflictError, ValidationError
-from oppcli.lookups import Lookups
+from oppcli.lookups import Lookups, is_whole  # noqa: F401 (is_whole: for callers)
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _SLASH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
@@ -30,7 +30,13 @@ def check_date_order(order: str) -> str:
     return aliases[up]
 
 
+FIRST_YEAR = 1900  # close dates and Date custom fields: from 1900 to 9999 (README)
+
+
 def _make_date(y: int, m: int, d: int, text: str) -> dt.date:
+    if y < FIRST_YEAR:
+        raise ValidationError(f"date {text!r} is before {FIRST_YEAR}",
+                              f"dates run from {FIRST_YEAR}-01-01 to 9999-12-31; check the year")
     try:
         return dt.date(y, m, d)
     except ValueError:
@@ -113,6 +119,11 @@ def parse_int(text: str, what: str) -> int:
 
 def parse_number(text: str, what: str) -> int | float:
     raw = text.strip().replace("_", "")
+    if re.fullmatch(r"[+-]?[0-9]+", raw):  # a whole number stays exact, whatever its size
+        number_int = int(raw)
+        if abs(number_int) > MAX_EXACT:
+            raise ValidationError(f"{what} {raw} is too large", f"numbers up to {MAX_EXACT:,}")
+        return number_int
     try:
         number = float(raw)
     except ValueError:
@@ -120,6 +131,9 @@ def parse_number(text: str, what: str) -> int | float:
     if not math.isfinite(number):
         raise ValidationError(f"{what} must be a finite number, got {text!r}")
     return int(number) if number.is_integer() and "e" not in raw.lower() and abs(number) < 2**53 else number
+
+
+MAX_EXACT = 2**63 - 1  # the largest whole number JSON tools (orjson, jq 1.7) keep exactly
 
 
 def parse_bool(text: str, what: str) -> bool:
@@ -186,6 +200,8 @@ def check_json_value(fld: F.Field, value: Any, date_order: str) -> Any:
             raise ValidationError(f"{what} must be a number, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValidationError(f"{what} must be a finite number")
+        if isinstance(value, int) and abs(value) > MAX_EXACT:
+            raise ValidationError(f"{what} {value} is too large", f"numbers up to {MAX_EXACT:,}")
         return value
     if kind == F.PERCENT:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -252,8 +268,27 @@ def cf_from_text(defn: Mapping[str, Any], text: str, lookups: Lookups, date_orde
     if kind == "Dropdown":
         return lookups.option_id(dict(defn), text)
     if kind == "MultiSelect":
-        return [lookups.option_id(dict(defn), part) for part in split_list([text])]
+        return unique([lookups.option_id(dict(defn), part) for part in split_list([text])])
     return text
+
+
+def unique(ids: Iterable[int]) -> list[int]:
+    """Option ids once each, in first-seen order (Globex and globex are one option)."""
+    return list(dict.fromkeys(ids))
+
+
+# Date custom fields: Unix seconds from 1900-01-01 to 9999-12-31 (what can be shown as a day).
+CF_DATE_MIN = -2208988800
+CF_DATE_MAX = 253402300799
+
+
+def check_cf_date(value: int | float, what: str) -> int:
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise ValidationError(f"{what} takes Unix seconds (a whole number), got {value!r}")
+    if not CF_DATE_MIN <= value <= CF_DATE_MAX:
+        raise ValidationError(f"{what} {value!r} is not a date from 1900 to 9999",
+                              "give Unix seconds or a date such as 2026-03-31")
+    return int(value)
 
 
 def cf_check_json(defn: Mapping[str, Any], value: Any, lookups: Lookups, date_order: str) -> Any:
@@ -270,6 +305,10 @@ def cf_check_json(defn: Mapping[str, Any], value: Any, lookups: Lookups, date_or
     if kind in F.CF_NUMBER_TYPES or kind == "Date":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"{what} takes a number, got {value!r}")
+        if kind == "Date":
+            return check_cf_date(value, what)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"{what} must be a finite number")
         return value
     if kind == "Checkbox":
         if not isinstance(value, bool):
@@ -282,7 +321,7 @@ def cf_check_json(defn: Mapping[str, Any], value: Any, lookups: Lookups, date_or
     if kind == "MultiSelect":
         if not isinstance(value, list):
             raise ValidationError(f"{what} takes a list of option ids, got {value!r}")
-        return [lookups.option_id(dict(defn), str(v)) for v in value]
+        return unique(lookups.option_id(dict(defn), str(v)) for v in value)
     return value
 
 

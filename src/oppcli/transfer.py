@@ -25,30 +25,36 @@ import orjson
 from oppcli import fields as F
 from oppcli.errors import ConfigError, UsageError, ValidationError
 from oppcli.lookups import Lookups
-from oppcli.output import CF_PREFIX, TAG_SEPARATOR, unneutralise
+from oppcli.output import CF_PREFIX, TAG_SEPARATOR
+from oppcli.output import unneutralise as _unneutralise
 from oppcli.records import UNCLEARABLE
 
 STATE_FORMAT = "oppcli-export-state"
 DEFAULT_OVERLAP = 60  # seconds re-read before the high-water mark on each incremental run
-_DURATION = re.compile(r"(\d+)\s*([smhdw])", re.I)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+)\s*(min|s|h|d|w)")
+_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_HELP = "s, min, h, d, w: 24h, 7d, 90min, 2w, 1d12h"
 
 
 # ---- --since DATE|DURATION -------------------------------------------------------------------
 def parse_since(text: str, now: float | None = None) -> int:
-    """Unix seconds: a duration back from now ("24h", "7d", "1d12h", "90m", "2w") or a date
-    (YYYY-MM-DD, UTC) or an ISO date-time."""
+    """Unix seconds: a duration back from now ("24h", "7d", "1d12h", "90min", "2w") or a date
+    (YYYY-MM-DD, UTC) or an ISO date-time. "m" and "M" are refused: minutes or months?"""
     from oppcli.models import parse_filter_time
 
     raw = text.strip()
     if raw and _DURATION.sub("", raw).strip() == "" and _DURATION.search(raw):
-        seconds = sum(int(n) * _UNITS[u.lower()] for n, u in _DURATION.findall(raw))
+        seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(raw))
         return int((time.time() if now is None else now) - seconds)
+    if re.fullmatch(r"(\d+\s*[a-zA-Z]+\s*)+", raw):
+        raise ValidationError(f"cannot read --since {text!r}: the units are {DURATION_HELP}",
+                              "minutes are `min` and there is no month (`m` or `M` could be "
+                              "either): say 30d for about a month")
     try:
         return parse_filter_time(raw)
     except ValidationError:
         raise ValidationError(f"cannot read --since {text!r}",
-                              "give a duration (24h, 7d, 90m, 2w) or a date (YYYY-MM-DD, UTC) "
+                              f"give a duration ({DURATION_HELP}) or a date (YYYY-MM-DD, UTC) "
                               "or an ISO date-time") from None
 
 
@@ -299,7 +305,7 @@ class InputFile:
 def detect_format(name: str, data: bytes) -> str:
     low = name.lower()
     for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"),
-                     (".csv", "csv")):
+                     (".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv")):
         if low.endswith(ext):
             return fmt
     head = data.lstrip()[:1]
@@ -307,6 +313,9 @@ def detect_format(name: str, data: bytes) -> str:
         return "json"
     if head == b"{":
         return "jsonl"
+    first = data.split(b"\n", 1)[0]
+    if b"\t" in first and b"," not in first:
+        return "tsv"
     return "csv"
 
 
@@ -336,6 +345,8 @@ def read_input(data: bytes, fmt: str) -> InputFile:
                 continue
             rows.append(_json_row(f"line {n}", item, raw=line))
         return InputFile("jsonl", rows)
+    if fmt == "tsv":
+        return _read_tsv(data)
     if fmt == "csv":
         try:
             text = data.decode("utf-8-sig")
@@ -363,7 +374,43 @@ def read_input(data: bytes, fmt: str) -> InputFile:
         except csv.Error as exc:
             raise ValidationError(f"cannot read the CSV at line {reader.line_num} ({exc})") from None
         return InputFile("csv", rows, header)
-    raise UsageError(f"unknown input format {fmt!r}", "valid: json, jsonl, csv")
+    raise UsageError(f"unknown input format {fmt!r}", "valid: json, jsonl, csv, tsv")
+
+
+_TSV_ESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+_TSV_ESCAPE = re.compile(r"\\[\\tnr]")
+
+
+def tsv_unescape(cell: str) -> str:
+    """What export's TSV escaped (backslash, tab, newline, carriage return) read back."""
+    return _TSV_ESCAPE.sub(lambda m: _TSV_ESCAPES[m[0]], cell) if "\\" in cell else cell
+
+
+def tsv_escape(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace("\t", "\\t")
+            .replace("\n", "\\n").replace("\r", "\\r"))
+
+
+def _read_tsv(data: bytes) -> InputFile:
+    """TSV as export writes it: one line per record, cells split on tabs, escapes read back."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError("the TSV input is not UTF-8", "save it as UTF-8") from None
+    lines = text.split("\n")
+    header = [tsv_unescape(h).strip() for h in lines[0].rstrip("\r").split("\t")] if lines else []
+    rows = []
+    for n, line in enumerate(lines[1:], 2):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        cells = [tsv_unescape(c) for c in line.split("\t")]
+        if len(cells) != len(header):
+            rows.append(Row(f"line {n}", cells, None, f"{len(cells)} cells for "
+                            f"{len(header)} columns"))
+            continue
+        rows.append(Row(f"line {n}", cells, dict(zip(header, cells, strict=True))))
+    return InputFile("tsv", rows, header)
 
 
 def _json_row(where: str, item: Any, raw: bytes | None = None) -> Row:
@@ -374,6 +421,9 @@ def _json_row(where: str, item: Any, raw: bytes | None = None) -> Row:
 
 def failed_rows_bytes(source: InputFile, failed: list[Row]) -> bytes:
     """The failed rows in the input's own format, so the file can be imported again."""
+    if source.fmt == "tsv":
+        return "".join("\t".join(tsv_escape(c) for c in cells) + "\n"
+                       for cells in [source.header, *(r.raw for r in failed)]).encode("utf-8")
     if source.fmt == "csv":
         buf = io.StringIO(newline="")
         writer = csv.writer(buf, lineterminator="\r\n")
@@ -396,7 +446,7 @@ UNCONFIRMED = "oppcli_unconfirmed_since"
 def unknown_rows_bytes(source: InputFile, rows: list[Row], since: int | None = None) -> bytes:
     """Rows whose write may have happened, in the input's format, each marked UNCONFIRMED."""
     mark = int(time.time() if since is None else since) - 60
-    if source.fmt == "csv":
+    if source.fmt in ("csv", "tsv"):
         header = list(source.header)
         cells_of = [list(r.raw) for r in rows]
         if UNCONFIRMED in header:
@@ -408,11 +458,9 @@ def unknown_rows_bytes(source: InputFile, rows: list[Row], since: int | None = N
             header.append(UNCONFIRMED)
             for cells in cells_of:
                 cells.append(str(mark))
-        buf = io.StringIO(newline="")
-        writer = csv.writer(buf, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(cells_of)
-        return buf.getvalue().encode("utf-8")
+        table = InputFile(source.fmt, [Row(r.where, c, None) for r, c in zip(rows, cells_of,
+                                                                          strict=True)], header)
+        return failed_rows_bytes(table, table.rows)
     marked = []
     for r in rows:
         values = dict(r.values or {})
@@ -423,11 +471,14 @@ def unknown_rows_bytes(source: InputFile, rows: list[Row], since: int | None = N
 
 
 def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
-                ) -> tuple[int | None, dict[str, Any]]:
+                *, neutralised: bool = True) -> tuple[int | None, dict[str, Any]]:
     """(id, payload) from a CSV row with export's columns. Read-only columns are ignored;
     an empty cell is null; tags split on ";"; cf:NAME columns hold option names, ISO dates,
-    true/false, numbers or text. Unknown columns are an error (a typo would lose data)."""
-    from oppcli.models import cf_from_text, from_text, parse_int
+    true/false, numbers or text. Unknown columns are an error (a typo would lose data).
+    `neutralised`: CSV cells had a ' put before a leading = + - @ (TSV cells are raw)."""
+    from oppcli.models import cf_from_text, from_text, parse_int, unique
+
+    unneutralise = _unneutralise if neutralised else _same
 
     payload: dict[str, Any] = {}
     custom: list[dict[str, Any]] = []
@@ -436,13 +487,13 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
         text = unneutralise(cell.strip())
         if column.startswith(CF_PREFIX):
             defn = lookups.custom_field(column[len(CF_PREFIX):])
-            if defn.get("data_type") in F.CF_TEXT_TYPES and text:
+            if defn.get("data_type") in F.CF_TEXT_TYPES and cell:
                 text = unneutralise(cell)  # text keeps its spaces, as exported
             if not text:
                 value: Any = None
             elif defn.get("data_type") == "MultiSelect":  # joined with ";" as export writes it
-                value = [lookups.option_id(defn, part)
-                         for part in text.split(TAG_SEPARATOR) if part.strip()]
+                value = unique(lookups.option_id(defn, part)
+                               for part in text.split(TAG_SEPARATOR) if part.strip())
             else:
                 value = cf_from_text(defn, text, lookups, date_order)
             custom.append({"custom_field_definition_id": defn["id"], "value": value})
@@ -461,13 +512,19 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
             continue
         if not text and column in UNCLEARABLE:
             continue  # an empty name, contact or stage cell: left as it is (or the default)
-        if fld.kind in (F.STR, F.TEXT) and text:
-            text = unneutralise(cell)  # a name or details keeps its spaces, as exported
+        if fld.kind == F.TEXT and cell:
+            text = unneutralise(cell)  # details keep their spaces (also all spaces), as exported
+        elif fld.kind == F.STR and text:
+            text = unneutralise(cell)  # a name keeps its spaces, as exported
         # The close date is in the backend's order, as export wrote it (ISO also works).
         payload[column] = from_text(fld, text, date_order, date_order) if text else None
     if custom:
         payload["custom_fields"] = custom
     return opp_id, payload
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def json_payload(values: Mapping[str, Any], lookups: Lookups, date_order: str,

@@ -123,10 +123,11 @@ def emit_record(record: dict[str, Any], output: str | None, fields_: str | None,
 
 def find_id(text: str) -> int:
     """An id, or the id of the one opportunity with this exact name."""
+    from oppcli.lookups import is_whole
     from oppcli.query import Query
 
     raw = text.strip()
-    if raw.isdigit():
+    if is_whole(raw):
         return int(raw)
     hits = list(STATE.backend().search(Query(name=raw, sort_by="id", descending=False, limit=20)))
     if not hits:

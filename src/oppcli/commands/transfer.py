@@ -73,7 +73,8 @@ def export(
         metavar="FILE")] = None,
     since: Annotated[Optional[str], typer.Option(
         "--since", help="Only opportunities modified since DATE (YYYY-MM-DD, ISO time) or for "
-        "DURATION (24h, 7d, 90m, 2w). With --state-file, only for the first run.",
+        "DURATION in s, min, h, d or w (24h, 7d, 90min, 2w; no months: 30d). With "
+        "--state-file, only for the first run.",
         metavar="DATE|DURATION")] = None,
     state_file: Annotated[Optional[Path], typer.Option(
         "--state-file", help="Remember how far this export got (the highest date_modified) "
@@ -218,10 +219,11 @@ _REPEATABLE = ("ids", "status", "priority", "assignee", "pipeline", "stage", "co
 # ---- import --------------------------------------------------------------------------------------
 def import_(
     file: Annotated[str, typer.Argument(
-        help="JSON Lines, JSON or CSV (as export writes them); - for stdin.", metavar="FILE")],
+        help="JSON Lines, JSON, CSV or TSV (as export writes them); - for stdin.", metavar="FILE")],
     input_format: Annotated[Optional[str], typer.Option(
-        "--format", help="jsonl, json or csv (default: from the file name, else the content).",
-        metavar="FORMAT", autocompletion=C.choices(("jsonl", "json", "csv")))] = None,
+        "--format", help="jsonl, json, csv or tsv (default: from the file name, else the "
+        "content).", metavar="FORMAT",
+        autocompletion=C.choices(("jsonl", "json", "csv", "tsv")))] = None,
     match: Annotated[str, typer.Option(
         "--match", help="How a row finds the opportunity it is: id (default) or name (exact, "
         "case-insensitive). A row that matches none is created.", metavar="id|name",
