@@ -127,3 +127,41 @@ def test_the_installed_oppcli_reads_a_tsv_pipe(tmp_path, store_path):
                           capture_output=True)
     assert proc.returncode == 0, proc.stderr
     assert {x["action"] for x in orjson.loads(proc.stdout)} == {"unchanged"}
+
+
+# ---- Copper's own records: nulls that do not change are not errors; PUTs send only changes ----
+def test_import_of_an_unchanged_export_with_null_contact_and_priority(run, copper, tmp_path):
+    for rec in list(copper.records.values())[:3]:
+        rec["primary_contact_id"] = None
+        rec["priority"] = None
+    out = tmp_path / "deals.jsonl"
+    run("export", "-o", "jsonl", "--output-file", str(out))
+    r = run("import", str(out), "--dry-run", "-o", "json")
+    assert {x["action"] for x in orjson.loads(r.stdout)} == {"unchanged"}
+    r = run("import", str(out), "-o", "json")
+    assert {x["action"] for x in orjson.loads(r.stdout)} == {"unchanged"}
+
+
+def test_a_null_that_would_clear_a_value_is_still_refused(run, sample, tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(orjson.dumps({"id": 1001, "priority": None}) + b"\n")
+    r = run("import", str(path), "-o", "json", expect=7)
+    assert "cannot be cleared" in orjson.loads(r.stdout)[0]["error"]
+
+
+def test_an_update_puts_only_the_custom_field_it_changes(run, copper):
+    rec = copper.records[1001]
+    rec["custom_fields"] = [c for c in rec["custom_fields"]
+                            if c["custom_field_definition_id"] != 402]  # no entry for 402
+    for c in rec["custom_fields"]:
+        if c["custom_field_definition_id"] == 404:
+            c["value"] = [4042, 4043]
+        if c["custom_field_definition_id"] == 401:
+            c["value"] = 4011
+    run("update", "1001", "--custom-field", "Region=APAC")
+    (put,) = [q for q in copper.requests if q.method == "PUT"]
+    sent = put.body["custom_fields"]
+    assert [c["custom_field_definition_id"] for c in sent] == [401]
+    before = len([q for q in copper.requests if q.method == "PUT"])
+    run("update", "1001", "--custom-field", "Competitors=Initech,Globex")  # the same set
+    assert len([q for q in copper.requests if q.method == "PUT"]) == before

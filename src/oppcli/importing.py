@@ -431,8 +431,9 @@ class Importer:
         return row_id
 
     def _create(self, row: Row, payload: Record, started: float, row_id: int | None) -> Result:
-        from oppcli.models import check_create
+        from oppcli.models import check_create, without_nulls_kept
 
+        payload = without_nulls_kept(payload)
         check_create(payload)
         keep = self._keep(row_id)
         if self.dry_run:

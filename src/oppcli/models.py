@@ -347,6 +347,18 @@ class TagEdit:
         return normalise_tags(kept + self.add)
 
 
+# Fields that cannot be set to null but that real Copper records hold as null (priority,
+# primary_contact_id, ...): a JSON null for one is passed on, and refused only where it would
+# clear a value (records.apply_changes); a create leaves it out, so the default applies.
+KEEP_NULL = frozenset({"priority", "primary_contact_id", "status", "pipeline_id",
+                       "pipeline_stage_id", "tags", "win_probability"})
+
+
+def without_nulls_kept(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A create's payload without the KEEP_NULL nulls (the defaults apply to those)."""
+    return {k: v for k, v in payload.items() if not (v is None and k in KEEP_NULL)}
+
+
 def payload_from_json(obj: Any, lookups: Lookups, date_order: str) -> dict[str, Any]:
     """A record sent as JSON (create --from-json): checked; backend-owned keys are dropped."""
     if not isinstance(obj, dict):
@@ -363,6 +375,9 @@ def payload_from_json(obj: Any, lookups: Lookups, date_order: str) -> dict[str, 
         if key in F.PASSTHROUGH or key in F.READ_ONLY:
             continue
         fld = F.BY_NAME[key]
+        if value is None and key in KEEP_NULL:
+            out[key] = None  # real records hold these null: an error only where it changes a value
+            continue
         if fld.kind == F.CUSTOM:
             out[key] = custom_fields_from_json(value, lookups, date_order)
         else:

@@ -120,7 +120,7 @@ def merge_custom_fields(current: list[Mapping[str, Any]], changes: list[Mapping[
 def apply_changes(current: Mapping[str, Any], changes: Mapping[str, Any], lookups: Lookups) -> Record:
     """The record after an update: only given keys change; None clears."""
     for key in UNCLEARABLE:
-        if key in changes and changes[key] is None:
+        if key in changes and changes[key] is None and current.get(key) is not None:
             raise ValidationError(f"{key} cannot be cleared",
                                   "every opportunity has a name, a primary contact, a status, a "
                                   "priority and a pipeline stage: give another value")
@@ -160,9 +160,9 @@ def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[s
         if name == "custom_fields":
             before = {cf.get("custom_field_definition_id"): cf.get("value")
                       for cf in current.get("custom_fields") or []}
+            # A definition the record has no entry for holds null: sent only if it gets a value.
             changed = [cf for cf in new.get("custom_fields") or []
-                       if cf.get("custom_field_definition_id") not in before
-                       or not _same_value(before[cf.get("custom_field_definition_id")],
+                       if not _same_value(before.get(cf.get("custom_field_definition_id")),
                                           cf.get("value"))]
             if changed:
                 body[name] = changed
@@ -172,10 +172,15 @@ def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[s
 
 
 def _same_value(a: Any, b: Any) -> bool:
-    """Custom field values compare equal when both are empty: null and [] (an unset
-    MultiSelect) are one empty cell in CSV."""
+    """Custom field values compare equal when both are empty (null and [], an unset
+    MultiSelect, are one empty cell in CSV), and MultiSelect lists in any order."""
     if a in (None, []) and b in (None, []):
         return True
+    if isinstance(a, list) and isinstance(b, list):  # MultiSelect: a set of option ids
+        try:
+            return sorted(a) == sorted(b)
+        except TypeError:
+            return a == b
     return bool(a == b)
 
 

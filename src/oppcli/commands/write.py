@@ -140,14 +140,15 @@ def create(
     Example: oppcli create --name "Acme - Pilot" --primary-contact "Nancy Davolio"
     --stage Sales/Qualified --monetary-value 12000
     """
-    from oppcli.models import changes_from_options, check_create, payload_from_json
+    from oppcli.models import changes_from_options, check_create, payload_from_json, without_nulls_kept
 
     plain, aliases = _split_values(values)
     backend = STATE.backend()
     lookups = backend.lookups()
     order = STATE.input_date_order()
     # JSON is the API's shape: its close_date is in the store's order, as `show -o json` wrote it.
-    base = (payload_from_json(_read_json_input(from_json), lookups, backend.date_order())
+    base = (without_nulls_kept(payload_from_json(_read_json_input(from_json), lookups,
+                                                 backend.date_order()))
             if from_json else None)
     payload = changes_from_options(plain, aliases, lookups=lookups, date_order=order,
                                    tags=tag, custom=custom_field, base=base,
