@@ -24,6 +24,11 @@ search, and JSON that is not JSON (Infinity, NaN) are refused with 422/400.
 With CACHE_FROM records or more, search results are cached until the next write through the
 API; call srv.invalidate() after editing srv.records directly.
 
+Opt-in, as Copper is allowed to behave: shuffle_ties=True serves records sharing a sort value
+(a mass edit's second) in a new random order on every request; total_slack=N over-reports
+X-PW-TOTAL by N (Copper's total is only an upper bound). srv.fail(..., hold=event) keeps the
+matching requests waiting until the test sets the event.
+
 Standalone, for a benchmark (prints the URL on stdout line 1, serves until killed):
 
     python tests/fakecopper.py --records 1000 --latency 0.3 --rate-limit 180/60 --port 0
@@ -38,6 +43,7 @@ import datetime as dt
 import functools
 import json
 import math
+import random
 import re
 import signal
 import socket
@@ -101,6 +107,7 @@ CF_CRITERION_KEYS = frozenset({"custom_field_definition_id", "value", "minimum_v
                                "allow_empty", "option"})
 MAX_PAGE_SIZE = 200
 CACHE_FROM = 5000  # records from which search results are cached between writes
+HOLD_LIMIT = 60.0  # seconds a held request waits at most for its rule's event
 _SLASH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 
 
@@ -130,6 +137,7 @@ class FaultRule:
     after: bool = False
     headers: dict[str, str] | None = None  # extra response headers (Location, say)
     cut: bool = False  # promise the whole body in Content-Length, send half, close
+    hold: threading.Event | None = None  # the answer waits until this is set (HOLD_LIMIT at most)
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(self.path_regex)
@@ -210,7 +218,8 @@ class FakeCopper:
                  records: Iterable[Mapping[str, Any]] | None = None, *,
                  api_key: str = "k-test-123", user_email: str = "ada.park@example.com",
                  date_order: str = "MDY", window: int = 100_000, latency: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, shuffle_ties: bool = False,
+                 total_slack: int = 0, seed: int | None = None) -> None:
         if date_order not in ("MDY", "DMY"):
             raise ValueError("date_order must be MDY or DMY")
         self.lookups: dict[str, Any] = copy.deepcopy(dict(lookups if lookups is not None
@@ -220,6 +229,12 @@ class FakeCopper:
         self.date_order = date_order
         self.window = window
         self.latency = latency
+        # Copper promises no order among records with equal sort values: with shuffle_ties,
+        # every search answer serves each such group in a new random order.
+        self.shuffle_ties = shuffle_ties
+        self._random = random.Random(seed)
+        # X-PW-TOTAL is only an upper bound: total_slack is added to every search's true count.
+        self.total_slack = total_slack
         self.rate_limit_retry_after: Any = None
         self.host = host
         self.port = port
@@ -261,6 +276,10 @@ class FakeCopper:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        with self._lock:
+            holds = [r.hold for r in self.rules if r.hold is not None]
+        for hold in holds:  # release held requests: their threads end
+            hold.set()
         httpd.shutdown()
         with self._lock:
             conns = list(self._conns)
@@ -291,10 +310,13 @@ class FakeCopper:
              status: int | None = None, retry_after: Any = None, body: bytes | str | None = None,
              content_type: str | None = None, latency: float = 0.0, drop: bool = False,
              truncate: bool = False, after: bool = False,
-             headers: Mapping[str, str] | None = None, cut: bool = False) -> FaultRule:
-        """Add a fault rule; a request takes the first matching rule with times left."""
+             headers: Mapping[str, str] | None = None, cut: bool = False,
+             hold: threading.Event | None = None) -> FaultRule:
+        """Add a fault rule; a request takes the first matching rule with times left. A rule
+        with nothing to change passes requests through (to let the first `times` by); `hold`
+        keeps its requests waiting until the test sets the event."""
         rule = FaultRule(path_regex, method, times, status, retry_after, body, content_type, latency,
-                         drop, truncate, after, dict(headers) if headers else None, cut)
+                         drop, truncate, after, dict(headers) if headers else None, cut, hold)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -838,11 +860,29 @@ class FakeCopper:
                           if i in self.records}
             ordered_ids = [i for i in ordered_ids if isinstance(stamps.get(i), int)
                            and (lo is None or stamps[i] >= lo) and (hi is None or stamps[i] <= hi)]
+        if self.shuffle_ties:
+            ordered_ids = self._shuffled_ties(ordered_ids, SORT_KEYS[sort_by])
         start = (number - 1) * size
         wanted = [] if start >= self.window else ordered_ids[start:min(start + size, self.window)]
         with self._lock:  # a record deleted since the search was cached is left out
             page = [self.records[i] for i in wanted if i in self.records]
-        return self._ok(page, {"X-PW-TOTAL": str(len(ordered_ids))})
+        return self._ok(page, {"X-PW-TOTAL": str(len(ordered_ids) + self.total_slack)})
+
+    def _shuffled_ties(self, ordered_ids: list[int], field: str) -> list[int]:
+        """The order with each run of equal sort values shuffled (anew on every call)."""
+        value = self._sort_value(field)
+        with self._lock:
+            values = [value(self.records[i]) if i in self.records else None for i in ordered_ids]
+            rnd = self._random
+            out: list[int] = []
+            start = 0
+            for end in range(1, len(ordered_ids) + 1):
+                if end == len(ordered_ids) or values[end] != values[start]:
+                    run = ordered_ids[start:end]
+                    rnd.shuffle(run)
+                    out.extend(run)
+                    start = end
+        return out
 
     def invalidate(self) -> None:
         """Forget cached search results and re-read the lookup tables: call after editing
@@ -1063,6 +1103,8 @@ class _Handler(BaseHTTPRequestHandler):
         delay = fake.latency + (rule.latency if rule else 0.0)
         if delay > 0:
             time.sleep(delay)  # outside any lock: other connections go on
+        if rule is not None and rule.hold is not None:
+            rule.hold.wait(HOLD_LIMIT)
         drop = False
         if not admitted:
             resp: Response | None = fake._rate_limited()
@@ -1118,10 +1160,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user-email", default="ada.park@example.com")
     parser.add_argument("--date-order", default="MDY", choices=("MDY", "DMY"))
     parser.add_argument("--window", type=int, default=100_000)
+    parser.add_argument("--shuffle-ties", action="store_true",
+                        help="serve records with equal sort values in a new order every time")
+    parser.add_argument("--total-slack", type=int, default=0,
+                        help="add this to every X-PW-TOTAL (an upper bound, as Copper's is)")
     args = parser.parse_args(argv)
     srv = FakeCopper(SAMPLE_LOOKUPS, sample_records(args.records, args.date_order),
                      api_key=args.api_key, user_email=args.user_email, date_order=args.date_order,
-                     window=args.window, latency=args.latency, host=args.host, port=args.port)
+                     window=args.window, latency=args.latency, host=args.host, port=args.port,
+                     shuffle_ties=args.shuffle_ties, total_slack=args.total_slack)
     if args.rate_limit:
         n, _, secs = args.rate_limit.partition("/")
         srv.set_rate_limit(int(n), float(secs or 60))

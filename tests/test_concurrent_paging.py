@@ -120,6 +120,7 @@ def test_an_edit_and_a_delete_mid_slice_lose_nothing(run, monkeypatch):
     counts = {i: ids.count(i) for i in set(ids)}
     twice = {i for i, c in counts.items() if c > 1}
     assert twice <= {srv.edited}, twice  # only the edited one may come again, newer
+    assert not twice, twice  # and now not even that: one search gives each deal once
 
 
 class ShuffledTies(FakeCopper):

@@ -267,9 +267,17 @@ def test_a_copper_export_failing_midway_leaves_the_previous_file(run, monkeypatc
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_copper_export_killed_while_streaming_leaves_the_previous_file(monkeypatch, work,
                                                                          sig):
+    import threading
+
     out = work / "deals.jsonl"
     out.write_bytes(b"yesterday's export\n")
-    with serve(monkeypatch, derived_records(3000), latency=0.1) as server:
+    with serve(monkeypatch, derived_records(3000), latency=0.02) as server:
+        # The first searches are answered (over half the records: past the export's 1 MB
+        # write buffer, so the temp file has bytes); every later one is held until the signal
+        # has been sent, so the export cannot finish first, however the machine schedules it.
+        release = threading.Event()
+        server.fail(SEARCH, times=13)  # answered as usual
+        server.fail(SEARCH, times=None, hold=release)
         proc = subprocess.Popen([oppcli_exe(), "export", "--output-file", str(out)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=dict(os.environ))
@@ -279,8 +287,10 @@ def test_a_copper_export_killed_while_streaming_leaves_the_previous_file(monkeyp
                                     if p.stat().st_size > 0], what="a partly written temp file")
             assert proc.poll() is None
             proc.send_signal(sig)
+            release.set()
             _, stderr = proc.communicate(timeout=20)
         finally:
+            release.set()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

@@ -4,7 +4,8 @@ The first pull copies every opportunity and the lookup tables; later pulls ask C
 what was modified since the last one (minimum_modified_date, sorted by date_modified, on the
 server), re-reading an overlap so records sharing a timestamp are not missed. Companies and
 people are fetched by id, only those the deals refer to and the mirror lacks. Copper's search
-cannot show deletions: `--full` pulls everything again and drops what is gone.
+cannot show deletions: `--full` pulls everything again and drops what is gone, but only when
+the pass was provably complete (else it keeps every record, warns, and says so in its result).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class PullResult:
     removed: int
     first: bool
     requests: int
+    complete: bool = True  # False: the pass may have missed records, so none were removed
 
 
 def pull(copper: Any, path: Path, *, date_order: str, full: bool = False) -> PullResult:
@@ -60,6 +62,18 @@ def pull(copper: Any, path: Path, *, date_order: str, full: bool = False) -> Pul
         stamp = r.get("date_modified")
         if isinstance(stamp, int) and (high_water is None or stamp > high_water):
             high_water = stamp
+    report = getattr(copper, "last_search", None)
+    complete = bool(getattr(report, "complete", True))
+    repeat = getattr(report, "earliest_repeat", None)
+    if isinstance(repeat, int) and high_water is not None:
+        # A deal edited during the pull came again, newer, and was left out (the search gives
+        # each id once): the next pull must still reach that version.
+        high_water = min(high_water, repeat)
+    prune = full and complete
+    if full and not complete:
+        copper.notice("warning: this full pull may have missed opportunities (see above), so "
+                      "nothing was removed from the mirror; pull --full again to drop deleted "
+                      "ones")
     # After the records: a stage or field created while they were fetched is in the tables.
     tables, _ = copper.lookup_tables(refresh=True)
     old = store.lookups().to_dict() if store is not None else {}
@@ -78,12 +92,13 @@ def pull(copper: Any, path: Path, *, date_order: str, full: bool = False) -> Pul
     previous = store.meta.get("mirror") or {}
     if high_water is None:
         high_water = previous.get("high_water")
+    whole = (full or since is None) and complete
     mirror = {**identity, "high_water": high_water, "pulled_at": started,
-              "full_pull_at": started if (full or since is None) else previous.get("full_pull_at")}
+              "full_pull_at": started if whole else previous.get("full_pull_at")}
     changed, added, removed = store.merge_mirror(records, lookups=tables, mirror=mirror,
-                                                 drop_missing=full)
+                                                 drop_missing=prune)
     return PullResult(path, len(records), changed, added, removed, since is None and not full,
-                      copper.client.requests_sent)
+                      copper.client.requests_sent, complete)
 
 
 def _fetch(copper: Any, table: str, ident: int) -> dict[str, Any] | None:

@@ -505,6 +505,8 @@ class CopperBackend:
         self.refresh = refresh
         self.notice = notice
         self.window = window or SEARCH_WINDOW
+        # What the last search found about itself (complete? repeats?): sync pull reads it.
+        self.last_search = SearchReport()
         self._lookups: CopperLookups | None = None
         # Records fetched by this command, so an update that the command prepared with a GET
         # (to read the record's pipeline) does not fetch it a second time.
@@ -730,15 +732,39 @@ class CopperBackend:
                 return
 
     def _windows(self, query: Query, page_size: int, want: int | None) -> Iterator[Record]:
-        """Every record of the search, in order, each once.
+        """Every record of the search, in order, each id once.
+
+        A deal edited during the search moves to the end of the date_modified order and Copper
+        serves it again, newer: the stream cannot take back the version already given, so the
+        later one is left out (and noted in last_search, so an incremental pull re-reads it;
+        an export's state never passes the time the export began, so its next run does).
+        """
+        report = self.last_search = SearchReport()
+        given = _GivenIds()
+        for record in self._fetch(query, page_size, want):
+            rid = record.get("id")
+            if rid in given:
+                report.repeated(record)
+                continue
+            given.add(rid)
+            yield record
+
+    def _gap(self, message: str) -> None:
+        """Say on stderr why this search is not provably complete, and remember it."""
+        self.last_search.complete = False
+        self.last_search.problems.append(message)
+        self.notice(f"warning: {message}")
+
+    def _fetch(self, query: Query, page_size: int, want: int | None) -> Iterator[Record]:
+        """Every record of the search, in order.
 
         Sorted by date_modified (the default, and what export and sync use), every page is a
         new search starting at the last modification time seen (inclusive), skipping the
         records already given at exactly that time. So a deal edited during the run (it moves
         to the end of the order) cannot shift an unread one out of reach, as page numbers
-        would; and Copper's window of 100,000 results never binds. Only a page whose records
-        all share one time goes on by page number. Any other sort pages by number and can
-        only warn past the window.
+        would; and Copper's window of 100,000 results never binds. A page whose records all
+        share one time is a tie that may be longer than a page: _tie reads that second whole.
+        Any other sort pages by number and can only warn past the window.
         """
         if query.sort_by != "date_modified":
             for page, rows, total in self._pages(query, page_size):
@@ -756,31 +782,94 @@ class CopperBackend:
 
     def _keyset(self, query: Query, page_size: int, cursor: _Cursor) -> Iterator[Record]:
         """The rest of a date_modified-sorted search, one page at a time, from the cursor."""
-        from dataclasses import replace
-
-        page = 1
         while True:
-            boundary = cursor.boundary
-            bounded = query if boundary is None else (
-                replace(query, modified_max=boundary) if query.descending
-                else replace(query, modified_min=boundary))
-            if (page - 1) * page_size >= self.window:
-                self.notice(f"warning: more than {self.window:,} opportunities share the "
-                            f"modification time {boundary}; Copper cannot page past them")
-                return
+            bounded = cursor.after(query)
             cursor.fetched += 1
-            rows, _ = self._page(bounded, page, page_size, number=cursor.fetched)
+            rows, total = self._page(bounded, 1, page_size, number=cursor.fetched)
+            last = rows[-1].get("date_modified") if rows else None
+            if len(rows) == page_size and isinstance(last, int) \
+                    and rows[0].get("date_modified") == last:
+                # The whole page shares one time: that second may hold more than a page. (The
+                # page is the first of that second's own search: nothing comes before it.)
+                yield from self._tie(query, last, page_size, cursor, (rows, total))
+                continue
             yield from cursor.take(rows)
             if len(rows) < page_size:
                 cursor.advance(rows)  # a caller may go on from here
                 return
-            last = rows[-1].get("date_modified")
             if not isinstance(last, int):
-                yield from self._undated_rest(bounded, page + 1, page_size)
+                yield from self._undated_rest(bounded, 2, page_size)
                 return
-            # The whole page shares one time: go on by page number; else a new search from it.
-            page = page + 1 if last == boundary else 1
             cursor.advance(rows)
+
+    def _tie(self, query: Query, stamp: int, page_size: int, cursor: _Cursor,
+             first: tuple[list[Record], int | None]) -> Iterator[Record]:
+        """Every record modified at exactly `stamp` (a second holding a page or more), each
+        once, then the cursor past that second.
+
+        Copper does not promise an order among records sharing a time, and may serve them in
+        another on each request: pages by number can then repeat some and never show others.
+        So the second is read as its own search (minimum = maximum = stamp), pass after pass,
+        until its records seen since its size last changed number its size: the size is
+        exact from the first short page (X-PW-TOTAL is only an upper bound; a full page
+        reaching it also ends a pass). Reads that keep adding nothing new end in a
+        ServiceError naming the problem, as does a second holding more than Copper's window:
+        never a quiet gap.
+        """
+        from dataclasses import replace
+
+        tied = replace(query, modified_min=stamp, modified_max=stamp)
+        given = cursor.seen if cursor.boundary == stamp else set()
+        observed: set[Any] = set()  # ids read since the second's size last changed
+        size: int | None = None
+        idle = reads = changes = 0
+        pending: tuple[list[Record], int | None] | None = first
+        while True:
+            page, count = 1, None
+            while count is None:
+                if pending is not None:
+                    (rows, total), pending = pending, None
+                else:
+                    if (page - 1) * page_size >= self.window:
+                        raise ServiceError(
+                            f"more than {self.window:,} opportunities share the modification "
+                            f"time {stamp}; Copper cannot page past them, so the search cannot "
+                            "be complete", "narrow the search (a filter) so fewer match")
+                    cursor.fetched += 1
+                    rows, total = self._page(tied, page, page_size, number=cursor.fetched)
+                reads += 1
+                fresh = False
+                for r in rows:
+                    if r.get("date_modified") != stamp:
+                        continue
+                    rid = r.get("id")
+                    if rid not in observed:
+                        observed.add(rid)
+                        fresh = True
+                    if rid not in given:
+                        given.add(rid)
+                        yield normalise(r)
+                idle = 0 if fresh else idle + 1
+                if len(rows) < page_size:
+                    count = (page - 1) * page_size + len(rows)
+                elif total is not None and page * page_size >= total:
+                    count = page * page_size  # the bound is reached: no more can exist
+                else:
+                    page += 1
+            if size is not None and count != size:  # deals left (or joined) the second
+                changes += 1
+                observed.clear()
+                idle = 0
+            size = count
+            if len(observed) >= size:
+                break
+            if idle >= _patience(size, page_size) or changes > 10:
+                raise ServiceError(
+                    f"{size:,} opportunities share the modification time {stamp} and Copper "
+                    f"served them in a different order on each request: after {reads} reads, "
+                    f"{len(observed):,} of them were seen, so the search cannot be complete",
+                    "try again later, or narrow the search (a filter) so fewer match")
+        cursor.boundary, cursor.seen, cursor.closed = stamp, given, True
 
     def _concurrent(self, query: Query, page_size: int, cursor: _Cursor) -> Iterator[Record]:
         """The bulk of a long ascending date_modified search, several pages in flight at once
@@ -872,9 +961,11 @@ class CopperBackend:
         return self._pool
 
     def _undated_rest(self, query: Query, page: int, page_size: int) -> Iterator[Record]:
-        """After a page ending in a record without date_modified: no keyset to go on from."""
-        self.notice("warning: a record without date_modified: the rest of the search is "
-                    "fetched by page number")
+        """After a page ending in a record without date_modified: no keyset to go on from.
+        Paged by number, an edit or delete meanwhile can shift a record out of reach, so the
+        search is not provably complete."""
+        self._gap("a record without date_modified: the rest of the search is fetched by page "
+                  "number, which an edit or delete meanwhile can make skip a record")
         yield from self._rest_by_number(query, page, page_size)
 
     def _rest_by_number(self, query: Query, page: int, page_size: int) -> Iterator[Record]:
@@ -882,15 +973,16 @@ class CopperBackend:
             yield from (normalise(r) for r in rows)
 
     def _warn_window(self, total: int, query: Query) -> None:
-        self.notice(f"warning: {total:,} opportunities match and Copper returns only the first "
-                    f"{self.window:,} of a search sorted by {query.sort_by}; sort by "
-                    "date_modified (the default) to get them all, or narrow the search")
+        self._gap(f"{total:,} opportunities match and Copper returns only the first "
+                  f"{self.window:,} of a search sorted by {query.sort_by}; sort by "
+                  "date_modified (the default) to get them all, or narrow the search")
 
     def _pages(self, query: Query, page_size: int, first: int = 1,
                ) -> Iterator[tuple[int, list[Record], int | None]]:
         page = first
         while True:
             if (page - 1) * page_size >= self.window:
+                self.last_search.complete = False  # (warned about by the caller)
                 return
             rows, total = self._page(query, page, page_size)
             yield page, rows, total
@@ -947,11 +1039,82 @@ def _int_header(value: str | None) -> int | None:
 
 
 FROZEN_MARGIN = 60  # seconds below the newest modification time that no edit can still reach
+TIE_MISS_ODDS = 1e-6  # how unlikely a tie's record still unseen after _patience idle reads is
+
+
+def _patience(size: int, page_size: int) -> int:
+    """Reads in a row that add nothing new before a tie of `size` records is given up: enough
+    that a record still unseen would have shown up with odds 1 - TIE_MISS_ODDS, had each page
+    been a fresh random draw of the tie."""
+    if size <= page_size:
+        return 10
+    return max(10, math.ceil(math.log(TIE_MISS_ODDS) / math.log(1 - page_size / size)))
+
+
+class _GivenIds:
+    """The ids a search has given, to tell a repeat: the latest in a set, older ones merged
+    into a sorted array of 8-byte ints (a million ids in about 8 MB, where a set of them takes
+    about 70), so a long export's memory stays small."""
+
+    FLUSH = 1 << 16
+
+    def __init__(self) -> None:
+        from array import array
+
+        self._recent: set[int] = set()
+        self._old = array("q")
+        self._other: set[Any] = set()  # ids that are not 64-bit ints, as they are
+
+    def __contains__(self, ident: Any) -> bool:
+        if ident in self._recent or ident in self._other:
+            return True
+        if _int64(ident) and self._old:
+            from bisect import bisect_left
+
+            i = bisect_left(self._old, ident)
+            return i < len(self._old) and self._old[i] == ident
+        return False
+
+    def add(self, ident: Any) -> None:
+        if not _int64(ident):
+            self._other.add(ident)
+            return
+        self._recent.add(ident)
+        if len(self._recent) >= self.FLUSH:
+            import heapq
+            from array import array
+
+            self._old = array("q", heapq.merge(self._old, sorted(self._recent)))
+            self._recent.clear()
+
+
+def _int64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < 1 << 63
+
+
+class SearchReport:
+    """What a search found about itself: whether its pass was provably complete (a paging
+    method that an edit or delete meanwhile can make skip a record, or a window that cut it,
+    makes it not), and the lowest date_modified among newer versions left out as repeats."""
+
+    def __init__(self) -> None:
+        self.complete = True
+        self.problems: list[str] = []
+        self.repeats = 0
+        self.earliest_repeat: int | None = None
+
+    def repeated(self, record: Mapping[str, Any]) -> None:
+        self.repeats += 1
+        stamp = record.get("date_modified")
+        if isinstance(stamp, int) and not isinstance(stamp, bool) and (
+                self.earliest_repeat is None or stamp < self.earliest_repeat):
+            self.earliest_repeat = stamp
 
 
 class _Cursor:
     """Where a date_modified-sorted search has got to: the last modification time given
-    (`boundary`) and the ids already given at exactly that time (`seen`)."""
+    (`boundary`) and the ids already given at exactly that time (`seen`); `closed` when
+    every record at that time was given (the next search starts past it)."""
 
     def __init__(self, boundary: int | None = None, seen: set[Any] | None = None,
                  fetched: int = 0) -> None:
@@ -959,6 +1122,18 @@ class _Cursor:
         self.seen: set[Any] = seen if seen is not None else set()
         self.fetched = fetched  # pages fetched so far, for messages
         self.done = False
+        self.closed = False
+
+    def after(self, query: Query) -> Query:
+        """The search for what comes from the cursor on, in the query's direction."""
+        from dataclasses import replace
+
+        b = self.boundary
+        if b is None:
+            return query
+        if query.descending:
+            return replace(query, modified_max=b - 1 if self.closed else b)
+        return replace(query, modified_min=b + 1 if self.closed else b)
 
     def take(self, rows: list[dict[str, Any]]) -> Iterator[Record]:
         """The page's records not given yet, normalised."""
@@ -979,7 +1154,7 @@ class _Cursor:
         if last == self.boundary:
             self.seen |= at_last
         else:
-            self.boundary, self.seen = last, at_last
+            self.boundary, self.seen, self.closed = last, at_last, False
 
 
 class _PagePool:
