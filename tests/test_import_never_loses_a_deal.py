@@ -400,3 +400,18 @@ def test_a_read_command_whose_reader_leaves_stays_quiet(tmp_path, store_path):
     proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
     assert proc.stdout.strip() == "rc=0" and proc.stderr == ""
+
+
+# ---- 5.4 two imports by name at once create each deal once (local store) ----------------------
+def test_two_imports_by_name_at_once_create_each_deal_once(run, sample, tmp_path):
+    path, names = _rows_file(tmp_path, 150)
+    procs = [subprocess.Popen([oppcli_exe(), "import", str(path), "--match", "name",
+                               "--on-conflict", "skip", "--failed-rows",
+                               str(tmp_path / f"failed-{n}.jsonl")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for n in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    deals = run.json("search", "--name-contains", "row-", "--all")
+    assert sorted(d["name"] for d in deals) == names  # each once, none twice

@@ -15,9 +15,11 @@ because it can hold the Copper API key:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,16 +318,57 @@ def write_config(doc: Mapping[str, Any], path: Path | None = None) -> Path:
     return path
 
 
+LOCK_TIMEOUT = 30.0
+
+
+@contextlib.contextmanager
+def config_locked(path: Path | None = None) -> Iterator[Path]:
+    """Hold an exclusive flock on `config.toml.lock` beside the config file for a
+    read-modify-write of it, so two `config set` at once both land; yields the config path."""
+    import fcntl
+
+    path = path or config_path()
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot lock config {path}: {exc.strerror}",
+                          "check the directory's permissions") from exc
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"config {path} stayed locked by another oppcli for "
+                                      f"{LOCK_TIMEOUT:g}s", f"try again; {lock} is the lock") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def set_value(profile: str, key: str, value: str | None) -> Path:
-    """Set (or with None remove) one key of a profile in the config file."""
+    """Set (or with None remove) one key of a profile in the config file: read, changed and
+    replaced (atomically, 0600) under the config's lock."""
     key = canonical_key(key)
-    doc = read_config()
+    with config_locked() as path:
+        return _set_value(path, profile, key, value)
+
+
+def _set_value(path: Path, profile: str, key: str, value: str | None) -> Path:
+    doc = read_config(path)
     profiles = doc.setdefault("profiles", {})
     table = profiles.setdefault(profile, {})
     section, _, leaf = key.rpartition(".")
     target = table.setdefault(section, {}) if section else table
     if not isinstance(table, dict) or not isinstance(target, dict):
-        raise ConfigError(f"config {config_path()}: [profiles.{profile}] "
+        raise ConfigError(f"config {path}: [profiles.{profile}] "
                           f"{'.' + section if section else ''} is not a table",
                           "fix it by hand or remove it")
     if value is None:
@@ -335,7 +378,7 @@ def set_value(profile: str, key: str, value: str | None) -> Path:
     else:
         target[leaf] = (parse_setting_number(key, value) if KEYS[key].number
                         else check_value(key, value))
-    return write_config(doc)
+    return write_config(doc, path)
 
 
 def mask(value: Any) -> str:

@@ -19,7 +19,7 @@ import orjson
 
 from oppcli import errors as E
 from oppcli.errors import OppcliError, PartialFailure, UsageError
-from oppcli.interrupts import Held, Stop, exit_code_of, output_closed
+from oppcli.interrupts import Held, Stop, exit_code_of, ignored, output_closed
 from oppcli.query import Query
 from oppcli.records import apply_changes, changed_fields, check_refs, refs_to_check
 from oppcli.transfer import (
@@ -157,7 +157,8 @@ def _finish(results: list[Result], leftovers: Leftovers | None, dry_run: bool) -
     if dry_run or leftovers is None:
         raise PartialFailure(f"{prefix}{len(failed)} of {len(results)} rows would fail "
                              f"({summary})", "fix them and run the dry run again")
-    saved = leftovers.save(failed, unknown)
+    with ignored():  # a Ctrl-C now cannot lose the rows not imported
+        saved = leftovers.save(failed, unknown)
     if not unknown:
         raise PartialFailure(f"{len(failed)} of {len(results)} rows failed ({summary}); they are "
                              f"in {leftovers.saved_failed}", leftovers.hint(True, False))
@@ -210,7 +211,8 @@ def _stopped(exc: BaseException, results: list[Result], untried: list[Row], repo
         kept = ""
     else:
         try:
-            kept = leftovers.save(failed, unknown)
+            with ignored():  # a second Ctrl-C now cannot lose the rows not done
+                kept = leftovers.save(failed, unknown)
         except OppcliError as lost:  # the failed rows could not be saved: name them instead
             kept = f"{lost.message}; the rows not imported are {_where_list(failed + unknown)}"
         at = "stopped at" if isinstance(exc, OppcliError) else "at"

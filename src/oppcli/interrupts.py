@@ -113,3 +113,20 @@ class _Unit:
         self.held.in_unit = False
         if kind is None:
             self.held.check()
+
+
+class ignored:  # noqa: N801 -- used like contextlib's lower-case helpers
+    """SIGINT and SIGTERM ignored for a short block that must not be cut (writing the rows not
+    done while already stopping: a second Ctrl-C then cannot lose them). Main thread only."""
+
+    def __enter__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, signal.SIG_IGN)
+            except ValueError:  # not the main thread
+                break
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)

@@ -2,7 +2,8 @@
 
 A store is a directory (created 0700, files 0600):
 
-    meta.json           {"format": "oppcli-store", "version": 1, "next_id": N, "date_order": "MDY"}
+    meta.json           {"format": "oppcli-store", "version": 1, "next_id": N, "date_order": "MDY",
+                         "data_stamp": [size, mtime_ns, inode]}
     lookups.json        pipelines (with stages), users, customer_sources, loss_reasons,
                         custom_field_definitions, companies, people: Copper's shapes
     opportunities.jsonl one opportunity per line, exactly the API's JSON, in ascending id order
@@ -16,6 +17,15 @@ temp file that is fsynced and renamed over the old one, so a crash leaves the ol
 one, never a mix. Creates append one whole line with a single write(); a line without its
 newline (a torn tail, e.g. after a power cut) is never read as data and is moved aside to
 `opportunities.jsonl.torn-*` by the next writer.
+
+Ids are never reused, whatever order the file is in. meta.json's next_id is above every id the
+store holds or ever issued: every create persists it, and update and delete (which read the whole
+file anyway) raise it past the highest id they see. `data_stamp` is the data file's (size,
+mtime_ns, inode) as oppcli last wrote it: while it matches, the file is as oppcli left it, and
+create trusts next_id without reading the file; when it does not (the file was edited,
+sorted by hand, or written by an older oppcli that did not advance next_id), the next create
+scans the file's ids once, and records the result. A file found out of id order is rewritten in
+id order by the next write under the lock; a file holding an id twice is refused (exit 3).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import contextlib
 import errno
 import fcntl
 import itertools
+import operator
 import os
 import re
 import sys
@@ -37,7 +48,7 @@ import orjson
 
 from oppcli import fields as F
 from oppcli.backends.base import describe_local
-from oppcli.errors import NotFoundError, ServiceError, StoreError, UsageError
+from oppcli.errors import ConflictError, NotFoundError, ServiceError, StoreError, UsageError
 from oppcli.lookups import Lookups, lookups_problem
 from oppcli.models import check_create, check_date_order
 from oppcli.query import NONE_ID, Query, order
@@ -97,10 +108,18 @@ def replacing(path: Path, *, prefix: str | None = None, mode: int = 0o600,
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write a whole file so that readers see the old or the new content, never a part."""
     with replacing(path, mode=mode, buffering=0) as out:
-        view = memoryview(data)
-        while view:
-            written = os.write(out.fileno(), view)
-            view = view[written:]
+        _write_all(out.fileno(), data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of data: a short write is continued; one that writes nothing is a full disk
+    (OSError ENOSPC, for the caller to name)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if not written:
+            raise OSError(errno.ENOSPC, "short write")
+        view = view[written:]
 
 
 def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
@@ -111,11 +130,17 @@ def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
             if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
             sent = len(data := os.pread(src, min(count, 1 << 20), offset))
-            os.write(dst, data)
+            if sent:
+                _write_all(dst, data)
         if sent == 0:
             raise OSError(errno.EIO, "store file shrank while being copied")
         offset += sent
         count -= sent
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    """What tells whether the data file is as oppcli left it (meta.json's data_stamp)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def _os_error(exc: OSError, path: Path, doing: str) -> StoreError:
@@ -141,6 +166,7 @@ class LocalStore:
         self.data_path = path / DATA
         self._lookups: Lookups | None = None
         self._warned_torn = False
+        self._lock_depth = 0  # _locked() blocks entered: the flock is held while > 0
 
     # ---- opening and creating -------------------------------------------------------------
     @classmethod
@@ -213,6 +239,8 @@ class LocalStore:
             next_id = (records[-1]["id"] + 1) if records else 1
             meta = {"format": FORMAT, "version": VERSION, "next_id": next_id,
                     "date_order": order, "created": int(time.time()), **(extra or {})}
+            if len({r["id"] for r in records}) == len(records):  # else: the first create checks
+                meta["data_stamp"] = _stamp(os.stat(path / DATA))
             # meta.json last: a store counts as existing only once it is complete.
             atomic_write(path / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         except OSError as exc:
@@ -471,6 +499,15 @@ class LocalStore:
     # ---- Backend: writing -------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """Hold the store's flock for the block. Reentrant: a block inside another one (create
+        inside exclusive(), say) neither locks again nor re-reads the header."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         lock_path = self.path / LOCK
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -491,12 +528,24 @@ class LocalStore:
                                            ) from None
                     time.sleep(delay)
                     delay = min(delay * 2, 0.05)
-            # Another process may have changed the header while we waited.
-            self.meta = self.open(self.path).meta
-            self._remove_stale_temps()
-            yield
+            self._lock_depth = 1
+            try:
+                # Another process may have changed the header while we waited.
+                self.meta = self.open(self.path).meta
+                self._remove_stale_temps()
+                yield
+            finally:
+                self._lock_depth = 0
         finally:
             os.close(fd)  # releases the lock
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the store's lock for a block: no other process writes the store until it ends,
+        so a check and the write it decides (undo's "changed since?", an import's find then
+        create) see the same store. Reentrant: create, update and delete inside the block (on
+        this object) join the lock rather than wait for it. Blocks up to OPPCLI_LOCK_TIMEOUT
+        seconds for another holder (then ServiceError, exit 5)."""
+        return self._locked()
 
     def _remove_stale_temps(self) -> None:
         """Temp files of writers killed mid-write: safe to remove while we hold the lock."""
@@ -505,20 +554,26 @@ class LocalStore:
                 with contextlib.suppress(OSError):
                     os.unlink(self.path / name)
 
-    def _set_torn_tail_aside(self, fd: int) -> int:
-        """Copy a torn last line (no newline) aside; returns the size of the committed data."""
+    @staticmethod
+    def _committed_size(fd: int) -> tuple[int, int]:
+        """(size, where a torn last line (no newline) starts: the size when there is none)."""
         size = os.fstat(fd).st_size
         if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-            return size
-        start = 0
+            return size, size
         pos = size
         while pos > 0:
             read_from = max(0, pos - (1 << 16))
             nl = os.pread(fd, pos - read_from, read_from).rfind(b"\n")
             if nl != -1:
-                start = read_from + nl + 1
-                break
+                return size, read_from + nl + 1
             pos = read_from
+        return size, 0
+
+    def _set_torn_tail_aside(self, fd: int) -> int:
+        """Copy a torn last line (no newline) aside; returns the size of the committed data."""
+        size, start = self._committed_size(fd)
+        if start == size:
+            return size
         torn = os.pread(fd, size - start, start)
         aside = self.path / f"{DATA}.torn-{int(time.time())}-{os.getpid()}"
         atomic_write(aside, torn)
@@ -527,7 +582,7 @@ class LocalStore:
         return start
 
     def _last_id(self, fd: int, size: int) -> int:
-        """The id on the last complete line: the highest, since lines are in id order."""
+        """The id on the last complete line: the highest when the lines are in id order."""
         read_from = max(0, size - (1 << 16))
         block = os.pread(fd, size - read_from, read_from)
         block = block[:block.rfind(b"\n") + 1].rstrip(b"\n")
@@ -543,6 +598,44 @@ class LocalStore:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             raise self._corrupt(-1, "not an opportunity") from None
 
+    def _issuable_id(self, fd: int, size: int, before: os.stat_result) -> tuple[int, bool]:
+        """(the id a create issues next, whether the file is in id order).
+
+        Hold the lock. `before`: the data file's stat before this writer touched it. O(1) while
+        meta's data_stamp says the file is as oppcli left it (in id order, every id below
+        next_id); otherwise the file's ids are read once (dropping lines that are not records:
+        create does not judge them) and a file holding an id twice is refused."""
+        last = self._last_id(fd, size) if size else 0
+        next_id = int(self.meta["next_id"])
+        if self._stamped(before) and next_id > last:
+            return next_id, True
+        with open(fd, "rb", closefd=False) as f:
+            top, ascending = self._survey(f, strict=False)
+            if not ascending:
+                self._index(f, strict=False)  # refuses duplicates
+        return max(next_id, top + 1, last + 1), ascending
+
+    def _stamped(self, st: os.stat_result) -> bool:
+        """The data file is as oppcli left it (meta's data_stamp): in id order, each id once,
+        all below next_id."""
+        return bool(self.meta.get("data_stamp") == _stamp(st))
+
+    def next_id(self) -> int:
+        """The id `create` (without keep_id) would issue next: above every id the store holds
+        or ever issued. Read under the store's lock, from meta.json's next_id, checked against
+        the data file as create checks it (a file changed outside oppcli is read once). Exact
+        for as long as the caller holds exclusive(); otherwise another writer may move it on."""
+        with self._locked():
+            try:
+                fd = os.open(self.data_path, os.O_RDONLY)
+            except OSError as exc:
+                raise _os_error(exc, self.data_path, "open") from exc
+            try:
+                before = os.fstat(fd)
+                return self._issuable_id(fd, self._committed_size(fd)[1], before)[0]
+            finally:
+                os.close(fd)
+
     def check_writable(self) -> None:
         mirror = self.meta.get("mirror")
         if isinstance(mirror, dict):
@@ -550,24 +643,49 @@ class LocalStore:
                              "refreshed by `oppcli sync pull`",
                              "change deals in Copper (--backend copper), then pull again")
 
-    def create(self, payload: Mapping[str, Any]) -> Record:
+    def _note_data(self, top: int) -> None:
+        """After a write of the data file: next_id past `top` and every id before, and the
+        file's stamp, in meta.json (atomically). Hold the lock."""
+        self.meta["next_id"] = max(int(self.meta["next_id"]), top + 1)
+        try:
+            self.meta["data_stamp"] = _stamp(os.stat(self.data_path))
+        except OSError as exc:
+            raise _os_error(exc, self.data_path, "read") from exc
+        self._write_meta()
+
+    def create(self, payload: Mapping[str, Any], *, keep_id: int | None = None) -> Record:
+        """Store a new opportunity under the next id (appending one line; see _issuable_id).
+
+        keep_id: store it under that id instead (`import --keep-ids`), unless a record holds it
+        (ConflictError, exit 6, nothing changed). Its line goes where the id order puts it: an
+        append above the last id, else a rewrite of the file (as update's). next_id moves past
+        it. Which ids may be kept (not ones issued before, say) is the caller's to decide."""
         self.check_writable()
         check_create(payload)
+        if keep_id is not None and (type(keep_id) is not int or keep_id < 1):
+            raise UsageError(f"cannot keep id {keep_id!r}: ids are whole numbers from 1")
         lookups = self.lookups()
+        now = int(time.time())
+        record = with_defaults(dict(payload), lookups)
+        record.update(date_created=now, date_modified=now)
         with self._locked():
             try:
                 fd = os.open(self.data_path, os.O_RDWR | os.O_APPEND)
             except OSError as exc:
                 raise _os_error(exc, self.data_path, "open") from exc
             try:
+                before = os.fstat(fd)
                 size = self._set_torn_tail_aside(fd)
-                if size != os.fstat(fd).st_size:
+                if size != before.st_size:
                     os.ftruncate(fd, size)
-                new_id = max(int(self.meta["next_id"]), self._last_id(fd, size) + 1)
-                now = int(time.time())
-                record = with_defaults(dict(payload), lookups)
-                record.update(id=new_id, date_created=now, date_modified=now)
+                new_id, in_order = self._issuable_id(fd, size, before)
+                if keep_id is not None:
+                    in_order = in_order and keep_id >= new_id  # above every id: an append
+                    new_id = keep_id
+                record["id"] = new_id
                 check_refs(record, lookups)
+                if not in_order:  # a rewrite puts the line in its place, and the file in order
+                    return self._insert(record)
                 line = dump_line(record)
                 try:
                     written = os.write(fd, line)
@@ -577,8 +695,20 @@ class LocalStore:
                 except OSError as exc:
                     os.ftruncate(fd, size)  # take back a partial line
                     raise _os_error(exc, self.data_path, "write") from exc
+                try:
+                    self._note_data(new_id)
+                except StoreError:
+                    os.ftruncate(fd, size)  # the header could not say so: take the line back
+                    raise
             finally:
                 os.close(fd)
+        return orjson.loads(line)  # type: ignore[no-any-return]
+
+    def _insert(self, record: Record) -> Record:
+        """Write a record with a kept id where the id order puts it (hold the lock)."""
+        line = dump_line(record)
+        with self._open_data() as f:
+            self._survey_and_rewrite(f, [], insert=(record["id"], line))
         return orjson.loads(line)  # type: ignore[no-any-return]
 
     def update(self, opp_id: int, changes: Mapping[str, Any],
@@ -598,8 +728,7 @@ class LocalStore:
                 return current
             record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
             line = dump_line(record)
-            self._check_lines(f)
-            self._rewrite(f, [(offset, length, line)])
+            self._survey_and_rewrite(f, [(offset, length, line)])
         return orjson.loads(line)  # type: ignore[no-any-return]
 
     def delete(self, ids: list[int]) -> list[Record]:
@@ -618,15 +747,50 @@ class LocalStore:
                     f"no opportunit{'ies' if len(missing) > 1 else 'y'} with id "
                     f"{', '.join(map(str, missing))}; nothing was deleted",
                     "`oppcli list` or `oppcli search` shows the ids")
-            # Never hand out a deleted id again, even the highest one.
-            size = os.fstat(f.fileno()).st_size
-            top = self._last_id(f.fileno(), size) if size else 0
-            if top + 1 > int(self.meta["next_id"]):
-                self.meta["next_id"] = top + 1
-                self._write_meta()
-            self._check_lines(f)
-            self._rewrite(f, [(off, ln, b"") for off, ln, _ in hits])
+            self._survey_and_rewrite(f, [(off, ln, b"") for off, ln, _ in hits])
         return [rec for _, _, rec in hits]
+
+    def _survey_and_rewrite(self, f: BinaryIO, edits: list[tuple[int, int, bytes]],
+                            insert: tuple[int, bytes] | None = None) -> None:
+        """Check every line (StoreError, nothing changed, for a line that is not a record or an
+        id held twice), then write the file anew with the edits (offset, length, new bytes)
+        and the inserted (id, line), in id order (a file found out of order is put back in
+        order), and record next_id and the stamp in the header. Hold the lock.
+
+        A file as oppcli left it (stamped) is known to be in order, each id once, below next_id:
+        its lines are only checked for their shape (no ids read), as before ids were checked."""
+        if self._stamped(os.fstat(f.fileno())):
+            self._check_lines(f)
+            top, ascending = int(self.meta["next_id"]) - 1, True
+        else:
+            top, ascending = self._survey(f, strict=True)
+        if insert is not None:
+            top = max(top, insert[0])
+            if self._find(f, insert[0]) is not None:
+                raise ConflictError(f"cannot keep id {insert[0]}: opportunity {insert[0]} "
+                                    "exists in the store",
+                                    "ids are never reused; import it under a new id")
+        # Never hand out a deleted id again, even the highest one: the header says so before
+        # the data file loses it.
+        if top + 1 > int(self.meta["next_id"]):
+            self.meta["next_id"] = top + 1
+            self._write_meta()
+        if ascending:
+            at = None if insert is None else self._insert_offset(f, insert[0])
+            if insert is None or at is not None:
+                if insert is not None and at is not None:
+                    edits = [*edits, (at, 0, insert[1])]
+                self._rewrite(f, edits)
+                self._note_data(top)
+                return
+        index = self._index(f, strict=True)  # refuses an id held twice
+        if not ascending:
+            first = next(i for i in range(1, len(index)) if index[i][0] <= index[i - 1][0])
+            print(f"oppcli: warning: {self.data_path} was not in id order (line {index[first][1]} "
+                  f"holds id {index[first][0]}, after id {index[first - 1][0]}: sorted by hand?); "
+                  "it is written back in id order", file=sys.stderr)
+        self._rewrite_in_order(f, sorted(index), edits, insert)
+        self._note_data(top)
 
     # ---- a mirror of Copper (sync pull) --------------------------------------------------------
     def merge_mirror(self, records: Mapping[int, Record], *, lookups: Mapping[str, Any],
@@ -640,10 +804,13 @@ class LocalStore:
         changed = added = removed = 0
         with self._locked(), self._open_data() as f:
             data = _read_all(f)
+            lines = data.splitlines(keepends=True)
+            if not self._survey(f, strict=False)[1]:  # sorted by hand: merge in id order
+                lines = [data[o:o + n] for _, _, o, n in sorted(self._index(f, strict=True))]
             with self._new_data_file() as out:
                 pending = sorted(new_lines)
                 i = 0
-                for line in data.splitlines(keepends=True):
+                for line in lines:
                     if not line.endswith(b"\n"):
                         break  # a torn tail is left out
                     m = _ID_AT_START.match(line)
@@ -676,7 +843,7 @@ class LocalStore:
             top = max(new_lines, default=0)
             self.meta["next_id"] = max(int(self.meta["next_id"]), top + 1)
             self.meta["mirror"] = dict(mirror)
-            self._write_meta()
+            self._note_data(top)
         return changed, added, removed
 
     def _write_meta(self) -> None:
@@ -699,6 +866,100 @@ class LocalStore:
                     if line:
                         self._parse_in(line, chunk, offset)
 
+    def _line_id(self, line: bytes, chunk: bytes, offset: int, strict: bool) -> int | None:
+        """A line's id; None for a blank line, and (not strict) for a line that is not a
+        record. Strict: StoreError naming a line that is not a record."""
+        if strict:
+            rec = self._parse_in(line, chunk, offset)
+            return None if rec is None else int(rec["id"])
+        head = _ID_AT_START.match(line)
+        if head is not None:
+            return int(head[1])
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        return rec["id"] if isinstance(rec, dict) and type(rec.get("id")) is int else None
+
+    def _survey(self, f: BinaryIO, *, strict: bool) -> tuple[int, bool]:
+        """(the highest id, whether the ids ascend strictly through the file): one pass in
+        constant memory, a chunk at a time.
+
+        Strict (update and delete, which copy lines they do not parse): refuse (StoreError,
+        nothing changed) a file with a line that is not a record. A chunk of lines shaped like
+        records (see _uniform) has its ids read by one regex, unparsed; a chunk that is not,
+        say one written with spaces, is parsed line by line, which names the broken line."""
+        f.seek(0)
+        top = 0
+        prev: int | None = None
+        ascending = True
+        for offset, chunk in self._chunks(f, warn_torn=False):
+            if _uniform(chunk):  # each line starts `{"id":N`: the first, then after each newline
+                ids = list(map(int, _LINE_IDS.findall(chunk, 0, 32) + _NEXT_IDS.findall(chunk)))
+            else:
+                ids = [i for line in chunk.split(b"\n") if line
+                       and (i := self._line_id(line, chunk, offset, strict)) is not None]
+            if not ids:
+                continue
+            if ascending and ((prev is not None and ids[0] <= prev)
+                              or not all(map(operator.lt, ids, itertools.islice(ids, 1, None)))):
+                ascending = False
+            top = max(top, max(ids))
+            prev = ids[-1]
+        return top, ascending
+
+    def _index(self, f: BinaryIO, *, strict: bool) -> list[tuple[int, int, int, int]]:
+        """(id, line number, offset, length) of every record line, in file order: for a file
+        out of id order (memory grows with the file: a repair, not the common path). Refuses
+        (StoreError) a file holding an id more than once, naming the id and its lines."""
+        out: list[tuple[int, int, int, int]] = []
+        lineno = 0
+        f.seek(0)
+        for offset, chunk in self._chunks(f, warn_torn=False):
+            pos = 0
+            for line in chunk.split(b"\n")[:-1]:
+                lineno += 1
+                if line:
+                    rid = self._line_id(line, chunk, offset, strict)
+                    if rid is not None:
+                        out.append((rid, lineno, offset + pos, len(line) + 1))
+                pos += len(line) + 1
+        by_id = sorted(out)
+        twice: dict[int, list[int]] = {}
+        for a, b in zip(by_id, by_id[1:], strict=False):
+            if a[0] == b[0]:
+                lines = twice.setdefault(a[0], [a[1]])
+                lines.append(b[1])
+        if twice:
+            named = "; ".join(f"id {rid} on lines {', '.join(map(str, lines))}"
+                              for rid, lines in list(twice.items())[:5])
+            more = f" (and {len(twice) - 5} more ids)" if len(twice) > 5 else ""
+            raise StoreError(f"{self.data_path} holds an id more than once: {named}{more}",
+                             "edit the file by hand to keep one line per id (give the others "
+                             "new ids above meta.json's next_id); oppcli leaves it untouched")
+        return out
+
+    def _insert_offset(self, f: BinaryIO, new_id: int) -> int | None:
+        """Where a line for new_id goes in a file in id order (the start of the first line with
+        a higher id), by binary search; None when a line is not shaped like a record."""
+        import mmap
+
+        if os.fstat(f.fileno()).st_size == 0:
+            return 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            lo, hi = 0, m.rfind(b"\n") + 1  # a torn tail is not committed
+            while lo < hi:
+                start = m.rfind(b"\n", 0, (lo + hi) // 2) + 1
+                end = m.find(b"\n", start, hi) + 1
+                head = _ID_AT_START.match(m[start:start + 32])
+                if head is None:
+                    return None
+                if int(head[1]) < new_id:
+                    lo = end
+                else:
+                    hi = start
+            return lo
+
     def _rewrite(self, f: BinaryIO, edits: list[tuple[int, int, bytes]]) -> None:
         """Replace byte ranges (offset, length) with new bytes, atomically, by copy and rename."""
         src = f.fileno()
@@ -709,9 +970,45 @@ class LocalStore:
             for offset, length, new in sorted(edits):
                 _copy_range(src, dst, pos, offset - pos)
                 if new:
-                    os.write(dst, new)
+                    _write_all(dst, new)
                 pos = offset + length
             _copy_range(src, dst, pos, committed - pos)
+
+    def _rewrite_in_order(self, f: BinaryIO, index: list[tuple[int, int, int, int]],
+                          edits: list[tuple[int, int, bytes]],
+                          insert: tuple[int, bytes] | None) -> None:
+        """Write the lines of `index` (sorted by id) in that order, atomically, with the edits
+        (offset -> new bytes) applied and the inserted (id, line) in its place. Runs of lines
+        that follow each other in the file are copied in one piece."""
+        src = f.fileno()
+        self._set_torn_tail_aside(src)
+        replaced = {offset: new for offset, _, new in edits}
+        with self._new_data_file(buffering=0) as out:
+            dst = out.fileno()
+            run_from = run_to = 0
+
+            def flush() -> None:
+                _copy_range(src, dst, run_from, run_to - run_from)
+
+            for rid, _, offset, length in index:
+                if insert is not None and insert[0] < rid:
+                    flush()
+                    run_from = run_to = 0
+                    _write_all(dst, insert[1])
+                    insert = None
+                if offset in replaced:
+                    flush()
+                    run_from = run_to = 0
+                    if replaced[offset]:
+                        _write_all(dst, replaced[offset])
+                elif offset == run_to and run_to > run_from:
+                    run_to += length
+                else:
+                    flush()
+                    run_from, run_to = offset, offset + length
+            flush()
+            if insert is not None:
+                _write_all(dst, insert[1])
 
     @contextlib.contextmanager
     def _new_data_file(self, buffering: int = 1 << 20) -> Iterator[BinaryIO]:
@@ -724,6 +1021,10 @@ class LocalStore:
 
 
 _ID_AT_START = re.compile(rb'^\{"id":(\d+)[,}]')
+# The ids of a chunk that is _uniform: the first line's, then the ids after a newline (a
+# pattern led by literal bytes is found by a fast scan; `(?m)^` would be tried at every byte).
+_LINE_IDS = re.compile(rb'^\{"id":(-?\d+)')
+_NEXT_IDS = re.compile(rb'\n\{"id":(-?\d+)')
 KEEP_BYTES = 32 << 20
 CHUNK = 4 << 20
 
