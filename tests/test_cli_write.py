@@ -116,7 +116,9 @@ def test_create_minimal_applies_coppers_defaults(run, sample):
     before = int(time.time())
     rec = created(run, "--name", "Acme - Pilot", "--primary-contact", "Nancy Davolio")
     after = int(time.time())
-    assert list(rec) == list(F.FIELD_NAMES)
+    # Copper's fields in its order, then the read-only extras Copper keeps on a new deal
+    assert list(rec) == list(F.FIELD_NAMES) + ["interaction_count", "date_stage_changed",
+                                               "date_last_contacted", "date_lead_created"]
     assert rec["id"] == NEXT_ID
     assert rec["name"] == "Acme - Pilot"
     assert rec["status"] == "Open" and rec["priority"] == "None"

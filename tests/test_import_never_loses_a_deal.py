@@ -141,16 +141,23 @@ def test_export_then_import_keep_ids_into_a_fresh_store_gives_back_the_same_deal
     fresh = tmp_path / "fresh" / "lookups.json"
     fresh.write_bytes((tmp_path / "store" / "lookups.json").read_bytes())
     # Copper exports are in date_modified order: the ids arrive in any order
+    originals[1003].update(interaction_count=7, date_stage_changed=1700000000,
+                           leads_converted_from=[{"lead_id": 9, "converted_timestamp": 1690000000}])
     shuffled = tmp_path / "shuffled.jsonl"
     shuffled.write_bytes(_jsonl(sorted(originals.values(), key=lambda r: r["name"])))
     report = orjson.loads(run("import", str(shuffled), "--keep-ids", "-o", "json").stdout)
     assert all(x["action"] == "created" and "row_id" not in x for x in report), report
     restored = {r["id"]: r for r in run.json("list", "--all")}
     assert set(restored) == set(originals)
-    stamped = {"date_created", "date_modified"}  # the README: an import stamps these anew
+    # the README: an import stamps the dates anew, and gives a deal the extras it lacks
+    dates = ("date_created", "date_modified")
+    extras = ("interaction_count", "date_stage_changed", "date_last_contacted", "date_lead_created")
     for rid, rec in originals.items():
-        assert {k: v for k, v in restored[rid].items() if k not in stamped} == \
-            {k: v for k, v in rec.items() if k not in stamped}
+        got = {k: v for k, v in restored[rid].items()
+               if k not in dates and (k in rec or k not in extras)}
+        assert got == {k: v for k, v in rec.items() if k not in dates}
+    assert restored[1003]["interaction_count"] == 7  # a row's own extras are kept
+    assert restored[1003]["leads_converted_from"] == [{"lead_id": 9, "converted_timestamp": 1690000000}]
     made = run.json("create", "--name", "After", "--primary-contact", "601")
     assert made["id"] == max(originals) + 1  # ids are still never reused
     assert [int(x["id"]) for x in run.json("list", "--all", "--sort", "id", "--asc")] == \

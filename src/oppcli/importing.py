@@ -18,8 +18,10 @@ from typing import Any
 import orjson
 
 from oppcli import errors as E
+from oppcli import fields as F
 from oppcli.errors import OppcliError, PartialFailure, UsageError
 from oppcli.interrupts import Held, Stop, exit_code_of, ignored, output_closed
+from oppcli.output import literal
 from oppcli.query import Query
 from oppcli.records import apply_changes, changed_fields, check_refs, refs_to_check
 from oppcli.transfer import (
@@ -124,7 +126,7 @@ def _report(result: Result, report: str) -> None:
     """One row's line as it is done: on stderr (text) or stdout (jsonl). A closed stream
     raises, and the run stops there."""
     if report == "text":
-        sys.stderr.write(f"oppcli: {result.line()}\n")
+        sys.stderr.write(f"oppcli: {literal(result.line())}\n")
         sys.stderr.flush()
     elif report == "jsonl":
         sys.stdout.write(orjson.dumps(result.as_json()).decode() + "\n")
@@ -141,7 +143,7 @@ def _print_json(results: list[Result], untried: list[Row] | None = None) -> None
 def _say(message: str) -> None:
     """A message on stderr that cannot stop the cleanup: a closed stderr drops it."""
     try:
-        print(f"oppcli: {message}", file=sys.stderr, flush=True)
+        print(f"oppcli: {literal(message)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
 
@@ -436,6 +438,9 @@ class Importer:
         from oppcli.models import check_create, without_nulls_kept
 
         payload = without_nulls_kept(payload)
+        if self.first_new_id is not None and row.values:  # the local store keeps the row's
+            payload.update({k: v for k, v in row.values.items()  # read-only extras (Copper
+                            if k in F.PASSTHROUGH})             # makes its own)
         check_create(payload)
         keep = self._keep(row_id)
         if self.dry_run:

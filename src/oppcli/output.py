@@ -10,12 +10,17 @@ Rules (documented in the README):
   true/false; ids stay ids. In CSV a text cell starting with = + - @ (or tab/CR) gets a leading
   ' so a spreadsheet does not run it (--raw turns that off). In TSV, backslash, tab, newline and
   carriage return inside a cell are written as \\\\, \\t, \\n, \\r.
+- tables (list, show, history, lookups): text is shown literally, never read as Rich markup;
+  control characters, DEL, C1 controls, invisible format characters (Unicode Cf) and line
+  separators are shown as escapes (visible()). Ids, money and dates are never cut; text is
+  cut or wraps, then default columns are dropped; only then do lines run past the width.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import sys
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import IO, Any
@@ -253,58 +258,208 @@ def write_delimited(records: Iterable[Record], out: IO[str], names: Sequence[str
     return count
 
 
+# ---- text for people ---------------------------------------------------------------------
+# Shown escaped in every human-facing output: control characters (C0, DEL, C1), invisible
+# format characters (Cf: bidi overrides and isolates, zero-width characters, the BOM, ...),
+# line and paragraph separators and lone surrogates.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def visible(text: str) -> str:
+    """`text` as a person should see it: literally. Each character that a terminal would act
+    on or not show (see _ESCAPED_CATEGORIES) is written as the escape Python's repr() uses,
+    the one error messages show (which quote names with !r): `\\x1b`, `\\n`, `\\x9b`,
+    `\\u202e`, `\\U000e0001`. Everything else, a backslash included, is left as it is."""
+    if text.isprintable():  # the common case; every escaped character is unprintable
+        return text
+    from unicodedata import category
+
+    return "".join(repr(c)[1:-1] if not c.isprintable() and category(c) in _ESCAPED_CATEGORIES
+                   else c for c in text)
+
+
+def literal(text: str) -> str:
+    """visible() for a whole message line (cheap when there is nothing to escape)."""
+    return text if text.isprintable() else visible(text)
+
+
+def _text(value: str) -> Any:
+    """A Rich cell that shows `value` literally: a Text (never parsed as markup), escaped."""
+    from rich.text import Text
+
+    return Text(visible(value))
+
+
 # ---- tables -----------------------------------------------------------------------------
-def _console(stream: IO[str]) -> Any:
+def _console(stream: IO[str], width: int | None = None) -> Any:
     from rich.console import Console
 
     class QuietPipeConsole(Console):
         def on_broken_pipe(self) -> None:  # Rich would exit 1 itself; the CLI ends quietly
             raise BrokenPipeError
 
-    return QuietPipeConsole(file=stream, highlight=False, soft_wrap=False)
+    return QuietPipeConsole(file=stream, highlight=False, soft_wrap=False, width=width,
+                            markup=False, emoji=False)
+
+
+# Kinds shown whole in every table, whatever the width: ids, amounts, dates and the short
+# words of enums, percentages and yes/no. Text (names, labels, tags, details) may be cut.
+WHOLE_KINDS = frozenset({F.INT, F.MONEY, F.DATE, F.TIMESTAMP, F.PERCENT, F.ENUM, F.BOOL})
+TEXT_COMFORT = 24  # text is not squeezed below this while a default column can still go
+TEXT_MIN = 8  # nor below this at all (nor below its heading, nor below a number inside it)
+_NUMBER = re.compile(r"(?<!\S)\(?[0-9][0-9,.]*\)?(?!\S)")
+
+
+class _Col:
+    """A table column: its heading, its cells (escaped by visible()), and the widths it may
+    take: natural (the widest cell), comfort and hard (the least it is cut to; for a column
+    of whole values, its natural width)."""
+
+    def __init__(self, header: str, cells: list[str], *, whole: bool = False,
+                 atoms: Iterable[str] = (), right: bool = False) -> None:
+        from rich.cells import cell_len
+
+        self.header, self.cells, self.right = header, cells, right
+        self.natural = max([cell_len(header), *map(cell_len, cells)])
+        if whole:
+            self.comfort = self.hard = self.natural
+            return
+        # Numbers standing alone in text (an unnamed id, "Qualified (11)") and `atoms` (values
+        # of whole kinds in a mixed column) are never cut either.
+        keep = max([cell_len(a) for a in atoms]
+                   + [cell_len(m) for c in cells for m in _NUMBER.findall(c)], default=0)
+        self.hard = min(self.natural, max(cell_len(header), TEXT_MIN, keep))
+        self.comfort = min(self.natural, max(self.hard, TEXT_COMFORT))
+
+
+def _share(cols: Sequence[_Col], room: int, floor: Sequence[int]) -> list[int] | None:
+    """Content widths within `room`: each column its natural width if all fit, else the text
+    ones cut down evenly from the widest, not below `floor`; None when even that does not fit."""
+    naturals = [c.natural for c in cols]
+    if sum(floor) > room:
+        return None
+    if sum(naturals) <= room:
+        return naturals
+    low, high = 0, max(naturals)  # the widest cap that fits
+    while low < high:
+        mid = (low + high + 1) // 2
+        if sum(max(f, min(n, mid)) for n, f in zip(naturals, floor, strict=True)) <= room:
+            low = mid
+        else:
+            high = mid - 1
+    widths = [max(f, min(n, low)) for n, f in zip(naturals, floor, strict=True)]
+    spare = room - sum(widths)
+    for i, n in enumerate(naturals):
+        if spare and widths[i] < n:
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def _layout(cols: list[_Col], width: int, overhead: Any, droppable: Sequence[str] = (),
+            last: Sequence[str] = ()) -> tuple[list[_Col], list[int], int]:
+    """Which columns to draw, their content widths and the width the lines take. Ids, money
+    and dates are never cut. Text is cut to TEXT_COMFORT first, then the `droppable` columns
+    (headings) go in that order, then text is cut to its minimum, then the `last` columns go;
+    only when even that does not fit do the lines run past `width`."""
+    keep = list(cols)
+
+    def attempt(victims: Sequence[str], tier: str) -> list[int] | None:
+        nonlocal keep
+        for victim in [None, *victims]:
+            if victim is not None:
+                keep = [c for c in keep if c.header != victim]
+            widths = _share(keep, width - overhead(len(keep)), [getattr(c, tier) for c in keep])
+            if widths is not None:
+                return widths
+        return None
+
+    widths = attempt(droppable, "comfort") or attempt(last, "hard")
+    if widths is not None:
+        return keep, widths, width
+    widths = [c.hard for c in keep]
+    return keep, widths, sum(widths) + overhead(len(keep))
+
+
+def _simple_overhead(n: int) -> int:
+    """Columns' padding and rules in a table drawn with pad_edge=False: one space on each
+    side of the table, three between columns."""
+    return 3 * n - 1
+
+
+def _boxed_overhead(n: int) -> int:
+    """The same for Rich's default boxed table: a rule and a padding space each side of every
+    column."""
+    return 3 * n + 1
+
+
+def _print_table(out: IO[str], cols: list[_Col], *, droppable: Sequence[str] = (),
+                 last: Sequence[str] = (), wrap: bool = False, boxed: bool = False,
+                 title: str | None = None, show_header: bool = True,
+                 first_bold: bool = False) -> None:
+    """Draw a table of escaped text cells (Text: never read as markup), laid out by _layout.
+    `wrap`: text cells fold onto more lines; else each row is one line and long text ends in
+    an ellipsis. When even that does not fit, the lines are drawn wider than the terminal."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    width = _console(out).width
+    overhead = _boxed_overhead if boxed else _simple_overhead
+    keep, widths, needed = _layout(cols, width, overhead, droppable, last)
+    title_text = _text(title) if title is not None else None
+    if boxed:
+        table = Table(title=title_text, title_justify="left", show_header=show_header)
+    else:
+        table = Table(box=box.SIMPLE_HEAD if show_header else box.SIMPLE, pad_edge=False,
+                      title=title_text, title_justify="left", show_header=show_header)
+    for i, (col, w) in enumerate(zip(keep, widths, strict=True)):
+        table.add_column(_text(col.header), justify="right" if col.right else "left", width=w,
+                         no_wrap=not wrap,
+                         overflow="fold" if wrap else "ellipsis",
+                         style="bold" if first_bold and i == 0 else None)
+    index = [cols.index(c) for c in keep]
+    for r in range(len(cols[0].cells) if cols else 0):
+        table.add_row(*(Text(cols[i].cells[r]) for i in index))
+    _console(out, needed if needed > width else None).print(table)
 
 
 def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | None,
                 ctx: Context, *, more: bool = False) -> int:
-    from rich import box
-    from rich.table import Table
-
-    cols = list(names) if names else list(F.TABLE_DEFAULT)
+    names_ = list(names) if names else list(F.TABLE_DEFAULT)
     rows: list[list[str]] = []
     count = 0
     total = 0.0
     weighted = 0.0
     for rec in records:
-        rows.append([ctx.display(n, rec.get(n)) for n in cols])
+        rows.append([visible(ctx.display(n, rec.get(n))) for n in names_])
         count += 1
         weighted += weighted_value(rec)
         value = rec.get("monetary_value")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             total += value
-    console = _console(out)
-    name_width = None
-    if not names:  # default columns: drop the least useful ones until the rest fit
-        cols, rows, name_width = _fit(cols, rows, console.width)
-    table = Table(box=box.SIMPLE_HEAD, show_footer=False, pad_edge=False)
-    numeric = {F.INT, F.MONEY, F.PERCENT}
-    for n in cols:
-        fld = F.BY_NAME[n]
-        wraps = fld.kind in (F.STR, F.TEXT, F.TAGS, F.CUSTOM)
-        table.add_column(fld.column or n, justify="right" if fld.kind in numeric else "left",
-                         overflow="ellipsis" if wraps else "fold", no_wrap=True,
-                         max_width=name_width if n == "name" else None,
-                         min_width=min(16, name_width or 16) if wraps else None)
-    for row in rows:
-        table.add_row(*row)
-    console = _console(out)
     if count == 0:
-        console.print("No opportunities match.", style="dim")
+        _console(out).print("No opportunities match.", style="dim")
         return 0
-    console.print(table)
+    numeric = {F.INT, F.MONEY, F.PERCENT}
+    cols = []
+    for i, n in enumerate(names_):
+        fld = F.BY_NAME[n]
+        cols.append(_Col(fld.column or n, [r[i] for r in rows], whole=fld.kind in WHOLE_KINDS,
+                         right=fld.kind in numeric))
+    # Columns nobody asked for (the default ones, no --fields) go before anything is cut.
+    droppable, last = ([], []) if names else (
+        [F.BY_NAME[n].column or n for n in DROP_ORDER],
+        [F.BY_NAME[n].column or n for n in LAST_DROPPED])
+    _print_table(out, cols, droppable=droppable, last=last)
+    from rich.text import Text
+
     noun = "opportunity" if count == 1 else "opportunities"
-    shown = f"showing the first {count:,}; more match (use --all or --limit N)" if more else ""
-    console.print(f"{count:,} {noun}   total value {_money(total)}   "
-                  f"weighted {_money(weighted)}" + (f"   [dim]{shown}[/dim]" if shown else ""))
+    footer = Text(f"{count:,} {noun}   total value {_money(total)}   weighted {_money(weighted)}")
+    if more:
+        footer.append(f"   showing the first {count:,}; more match (use --all or --limit N)",
+                      style="dim")
+    _console(out).print(footer)
     return count
 
 
@@ -323,30 +478,11 @@ def weighted_value(rec: Record) -> float:
     return value * prob / 100 if isinstance(prob, (int, float)) else 0.0
 
 
-DROP_ORDER = ("priority", "win_probability", "close_date", "assignee_id", "pipeline_stage_id")
-
-
-def _fit(cols: list[str], rows: list[list[str]],
-         width: int) -> tuple[list[str], list[list[str]], int | None]:
-    """Drop columns in DROP_ORDER until the rest fit; returns the name column's width budget."""
-    def col_width(n: str) -> int:
-        i = cols.index(n)
-        head = len(F.BY_NAME[n].column or n)
-        return max(max((len(r[i]) for r in rows), default=0), head) + 3
-
-    def need(c: list[str]) -> int:
-        return sum(min(col_width(n), 24) if n == "name" else col_width(n) for n in c)
-
-    keep = list(cols)
-    for victim in DROP_ORDER:
-        if need(keep) <= width:
-            break
-        if victim in keep:
-            keep.remove(victim)
-    index = [cols.index(n) for n in keep]
-    others = sum(col_width(n) for n in keep if n != "name")
-    name_width = max(12, width - others - 4) if "name" in keep else None
-    return keep, [[r[i] for i in index] for r in rows], name_width
+# The default columns a narrow terminal drops, first to last; then names are cut short, and
+# only when even that does not fit goes the name (id and value stay).
+DROP_ORDER = ("priority", "win_probability", "close_date", "assignee_id", "pipeline_stage_id",
+              "status")
+LAST_DROPPED = ("name",)
 
 
 def _money(value: float) -> str:
@@ -356,23 +492,70 @@ def _money(value: float) -> str:
 def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None,
                        ctx: Context) -> None:
     """One record as a two-column table: every field, custom fields by definition name."""
-    from rich import box
-    from rich.table import Table
+    labels: list[str] = []
+    values: list[str] = []
+    whole: list[str] = []  # values of whole kinds: the value column is never narrower
 
-    table = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    def add(label: str, value: str, is_whole: bool = False) -> None:
+        labels.append(visible(label))
+        values.append(visible(value))
+        if is_whole:
+            whole.append(values[-1])
+
     for n in (names or F.FIELD_NAMES):
         value = record.get(n)
         if n == "custom_fields":
             for cf_name, cf_value in ctx.custom_cells(value or []):
-                table.add_row(cf_name, cf_value)
+                add(cf_name, cf_value)
             continue
-        table.add_row(n, ctx.display(n, value, with_id=True))
+        add(n, ctx.display(n, value, with_id=True), F.BY_NAME[n].kind in WHOLE_KINDS)
     extras = [k for k in record if k not in F.BY_NAME] if not names else []
     for k in extras:
-        table.add_row(k, "" if record[k] is None else str(record[k]))
-    _console(out).print(table)
+        add(str(k), "" if record[k] is None else str(record[k]))
+    _print_table(out, [_Col("field", labels), _Col("value", values, atoms=whole)], wrap=True,
+                 show_header=False, first_bold=True)
+
+
+def write_history_table(entries: Sequence[dict[str, Any]], out: IO[str], title: str) -> None:
+    """The audit log for people: one row per entry, newest first as given."""
+    from oppcli.audit import changed_keys
+
+    if not entries:
+        _console(out).print("No changes recorded.", style="dim")
+        return
+    rows = []
+    for e in entries:
+        when = dt.datetime.fromtimestamp(float(e.get("at") or 0), dt.UTC).strftime(
+            "%Y-%m-%d %H:%M:%S")
+        change = str(e.get("op")) + (f" (undo of {e['undo_of']})" if e.get("undo_of") else "")
+        rec = e.get("after") or e.get("before") or {}
+        name = f"{e.get('id')} {rec['name']}" if rec.get("name") else str(e.get("id"))
+        fields = ", ".join(changed_keys(e.get("before"), e.get("after")))
+        rows.append([visible(str(c)) for c in (e.get("audit_id"), when, change, name, fields,
+                                               e.get("profile"))])
+    heads = ("audit id", "when (UTC)", "change", "opportunity", "fields", "profile")
+    cols = [_Col(h, [r[i] for r in rows], whole=i < 2) for i, h in enumerate(heads)]
+    _print_table(out, cols, wrap=True, boxed=True, title=title)
+
+
+def write_lookup_tables(lookups: Lookups, tables: Sequence[str], out: IO[str]) -> None:
+    """Lookup tables for people: id, name and a detail for each row."""
+    for name in tables:
+        ids, names_, details = [], [], []
+        for r in lookups.rows(name):
+            detail = ""
+            if name == "stages":
+                detail = f"{r['pipeline_name']}, {r.get('win_probability')}%"
+            elif name in ("users", "people") and r.get("email"):
+                detail = str(r["email"])
+            elif name == "custom_field_definitions":
+                opts = ", ".join(str(o["name"]) for o in r.get("options") or [])
+                detail = str(r.get("data_type", "")) + (f": {opts}" if opts else "")
+            ids.append(visible(str(r["id"])))
+            names_.append(visible(str(r.get("name"))))
+            details.append(visible(detail))
+        _print_table(out, [_Col("id", ids, whole=True), _Col("name", names_),
+                           _Col("detail", details)], wrap=True, boxed=True, title=name)
 
 
 # ---- the entry points commands use --------------------------------------------------------

@@ -52,7 +52,14 @@ from oppcli.errors import ConflictError, NotFoundError, ServiceError, StoreError
 from oppcli.lookups import Lookups, lookups_problem
 from oppcli.models import check_create, check_date_order
 from oppcli.query import NONE_ID, Query, order
-from oppcli.records import apply_changes, canonical, check_refs, with_defaults
+from oppcli.records import (
+    apply_changes,
+    canonical,
+    changed_fields,
+    check_refs,
+    refs_to_check,
+    with_defaults,
+)
 
 FORMAT = "oppcli-store"
 VERSION = 1
@@ -60,7 +67,25 @@ META = "meta.json"
 LOOKUPS = "lookups.json"
 DATA = "opportunities.jsonl"
 LOCK = ".lock"
-LOCK_TIMEOUT = float(os.environ.get("OPPCLI_LOCK_TIMEOUT", "30"))
+LOCK_TIMEOUT: float | None = None  # tests may set it; else OPPCLI_LOCK_TIMEOUT, else 30 s
+
+
+def lock_timeout() -> float:
+    """Seconds a write waits for the store's lock: OPPCLI_LOCK_TIMEOUT, read when used (a bad
+    value is exit 3 naming the variable), else 30."""
+    if LOCK_TIMEOUT is not None:
+        return LOCK_TIMEOUT
+    raw = os.environ.get("OPPCLI_LOCK_TIMEOUT")
+    if raw is None or not raw.strip():
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value <= 86400):
+        raise StoreError(f"OPPCLI_LOCK_TIMEOUT={raw!r} is not a number of seconds from 0 to "
+                         "86400", "unset it (30 s) or give e.g. OPPCLI_LOCK_TIMEOUT=60")
+    return value
 Record = dict[str, Any]
 
 
@@ -514,7 +539,8 @@ class LocalStore:
         except OSError as exc:
             raise _os_error(exc, lock_path, "lock") from exc
         try:
-            deadline = time.monotonic() + LOCK_TIMEOUT
+            timeout = lock_timeout()
+            deadline = time.monotonic() + timeout
             delay = 0.002
             while True:
                 try:
@@ -523,7 +549,7 @@ class LocalStore:
                 except BlockingIOError:
                     if time.monotonic() > deadline:
                         raise ServiceError(f"the store {self.path} stayed locked by another "
-                                           f"process for {LOCK_TIMEOUT:g}s",
+                                           f"process for {timeout:g}s",
                                            "try again when the other oppcli has finished"
                                            ) from None
                     time.sleep(delay)
@@ -585,14 +611,16 @@ class LocalStore:
         """The id on the last complete line: the highest when the lines are in id order."""
         read_from = max(0, size - (1 << 16))
         block = os.pread(fd, size - read_from, read_from)
-        block = block[:block.rfind(b"\n") + 1].rstrip(b"\n")
-        if not block.strip():
+        pieces = block[:block.rfind(b"\n") + 1].split(b"\n")
+        # Readers skip blank lines (also all-space ones): so does finding the last id.
+        at = next((i for i in range(len(pieces) - 1, -1, -1) if pieces[i].strip()), None)
+        if at is None:
             if read_from == 0:
                 return 0
             return max((r["id"] for r in self.scan()), default=0)
-        if b"\n" not in block and read_from > 0:  # one huge line: parse the file
+        if at == 0 and read_from > 0:  # one huge line (maybe cut at the start): parse the file
             return max((r["id"] for r in self.scan()), default=0)
-        last = block.rsplit(b"\n", 1)[-1]
+        last = pieces[at]
         try:
             return int(orjson.loads(last)["id"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -668,6 +696,12 @@ class LocalStore:
         now = int(time.time())
         record = with_defaults(dict(payload), lookups)
         record.update(date_created=now, date_modified=now)
+        # The read-only extras Copper keeps on a new deal: no interactions yet, the stage
+        # entered now, no contact and no lead.
+        # (An import restoring a record passes its own values, which are kept.)
+        for key, value in (("interaction_count", 0), ("date_stage_changed", now),
+                           ("date_last_contacted", None), ("date_lead_created", None)):
+            record.setdefault(key, value)
         with self._locked():
             try:
                 fd = os.open(self.data_path, os.O_RDWR | os.O_APPEND)
@@ -723,10 +757,14 @@ class LocalStore:
             offset, length, current = found
             self.last_before = current
             record = apply_changes(current, changes, lookups)
-            check_refs(record, lookups)
+            # Only what changes is checked: a reference the change leaves alone (a user since
+            # removed from the lookups) is not this change's problem, as on Copper.
+            check_refs(refs_to_check(changed_fields(current, record), record), lookups)
             if canonical(record) == canonical(current):  # nothing changes: nothing is written
                 return current
             record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
+            if record.get("pipeline_stage_id") != current.get("pipeline_stage_id"):
+                record["date_stage_changed"] = record["date_modified"]
             line = dump_line(record)
             self._survey_and_rewrite(f, [(offset, length, line)])
         return orjson.loads(line)  # type: ignore[no-any-return]

@@ -24,8 +24,18 @@ TABLE_CAP = 100  # rows a terminal table shows unless --all or --limit
 
 
 def err(message: str) -> None:
-    """A message for people: stderr, never stdout."""
-    print(f"{PROG}: {message}", file=sys.stderr)
+    """A message for people: stderr, never stdout; shown literally (a control character in
+    a name or in Copper's answer is written as its escape, never sent to the terminal)."""
+    print(f"{PROG}: {literal(message)}", file=sys.stderr)
+
+
+def literal(text: str) -> str:
+    """Text for a terminal: control and invisible format characters escaped (output.visible)."""
+    if text.isprintable():
+        return text
+    from oppcli.output import literal as escaped
+
+    return escaped(text)
 
 
 # ---- global state (set by the callback) -------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import sys
 from typing import Annotated, Any, Optional
 
@@ -46,8 +46,6 @@ def history(
     """
     import orjson
 
-    from oppcli.audit import changed_keys
-
     fmt = output_format(output, ("table", "json", "jsonl"))
     log = _log()
     entries = [e for e in log.entries() if (everywhere or _mine(e, log))
@@ -60,25 +58,10 @@ def history(
         for e in entries:
             sys.stdout.write(orjson.dumps(e).decode() + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
+    from oppcli.output import write_history_table
 
-    table = Table(title=f"changes on {log.where}" if not everywhere else "changes",
-                  title_justify="left")
-    for col in ("audit id", "when (UTC)", "change", "opportunity", "fields", "profile"):
-        table.add_column(col)
-    for e in entries:
-        when = dt.datetime.fromtimestamp(float(e.get("at") or 0), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        change = str(e.get("op")) + (f" (undo of {e['undo_of']})" if e.get("undo_of") else "")
-        rec = e.get("after") or e.get("before") or {}
-        name = f"{e.get('id')} {rec.get('name', '')}".strip()
-        fields = ", ".join(changed_keys(e.get("before"), e.get("after")))
-        table.add_row(str(e.get("audit_id")), when, change, name, fields, str(e.get("profile")))
-    console = Console(highlight=False)
-    if not entries:
-        console.print("No changes recorded.", style="dim")
-        return
-    console.print(table)
+    write_history_table(entries, sys.stdout,
+                        f"changes on {log.where}" if not everywhere else "changes")
 
 
 def undo(
@@ -130,22 +113,61 @@ def undo(
             raise E.ConflictError(f"change {audit_id} was already undone",
                                   "--force undoes it again")
     op = entry["op"]
-    backend.undo_of = entry["audit_id"]
-    if op == "update":
-        record = _undo_update(backend, entry, force, dry_run)
-    elif op == "delete":
-        record = _undo_delete(backend, entry, force, dry_run)
-    elif op == "create":
-        _undo_create(backend, entry, force, yes, dry_run)
-        return
-    else:
+    if op not in ("update", "delete", "create"):
         raise UsageError(f"cannot undo a {op!r} entry")
+    if op != "delete":  # a deal deleted and restored (under a new id) since: undo it there
+        entry = dict(entry, id=_now_known_as(mine, int(entry["id"])))
+    backend.undo_of = entry["audit_id"]
+    if op == "create" and not dry_run and not yes:
+        _confirm_delete(backend, entry, force)  # asked before the lock: no one waits on a person
+    # The check ("changed since?", "undone already?") and the write under one hold of the
+    # store's lock, so that no other writer slips in between.
+    with _exclusive(backend):
+        if not dry_run and not force and _undone_since(log, entry):
+            raise E.ConflictError(f"change {entry['audit_id']} was undone meanwhile (by another "
+                                  "oppcli)", "`oppcli history` shows it; --force undoes it again")
+        if op == "update":
+            record = _undo_update(backend, entry, force, dry_run)
+        elif op == "delete":
+            record = _undo_delete(backend, entry, force, dry_run)
+        else:
+            _undo_create(backend, entry, force, dry_run)
+            return
     if record is not None:
         emit_record(record, fmt, None, False)
 
 
+def _now_known_as(entries: list[Entry], opp_id: int) -> int:
+    """The id an opportunity has now: an undone delete brought it back through create, under
+    the id the backend gave it (followed through several such restores)."""
+    deleted = {e["audit_id"]: e.get("id") for e in entries if e.get("op") == "delete"}
+    moved = {deleted[e["undo_of"]]: e.get("id") for e in entries
+             if e.get("op") == "create" and e.get("undo_of") in deleted}
+    seen = {opp_id}
+    while True:
+        later = moved.get(opp_id)
+        if not isinstance(later, int) or later in seen:
+            return opp_id
+        opp_id = later
+        seen.add(opp_id)
+
+
+def _exclusive(backend: Any) -> Any:
+    """The backend's lock over a check and its write: the local store's exclusive() (reached
+    through the Audited wrapper). Copper has none (its API offers no lock or conditional
+    write): there the check and the write stay two requests, and a change made in between by
+    someone else is not seen."""
+    hold = getattr(backend, "exclusive", None)
+    return hold() if callable(hold) else contextlib.nullcontext()
+
+
+def _undone_since(log: Any, entry: Entry) -> bool:
+    return any(e.get("undo_of") == entry["audit_id"] for e in log.entries())
+
+
 def _undo_update(backend: Any, entry: Entry, force: bool, dry_run: bool) -> Any:
     from oppcli.audit import changed_keys
+    from oppcli.lookups import is_whole
 
     opp_id = int(entry["id"])
     before, after = entry.get("before") or {}, entry.get("after") or {}
@@ -159,12 +181,16 @@ def _undo_update(backend: Any, entry: Entry, force: bool, dry_run: bool) -> Any:
     custom = []
     for k in keys:
         if k.startswith("cf:"):
-            ident = int(k[3:]) if k[3:].lstrip("-").isdigit() else k[3:]
+            ident = int(k[3:]) if is_whole(k[3:]) else k[3:]
             custom.append({"custom_field_definition_id": ident, "value": _value(before, k)})
         else:
             changes[k] = before.get(k)
     if custom:
         changes["custom_fields"] = custom
+    if ("pipeline_stage_id" in changes or "pipeline_id" in changes) and \
+            "win_probability" not in changes and "win_probability" in before:
+        # A stage change takes the stage's probability unless one is given: restore the old one
+        changes["win_probability"] = before.get("win_probability")
     if dry_run:
         err(f"would restore {', '.join(keys)} of opportunity {opp_id} (dry run: nothing changed)")
         return None
@@ -201,7 +227,9 @@ def _undo_delete(backend: Any, entry: Entry, force: bool, dry_run: bool) -> Any:
     return record
 
 
-def _undo_create(backend: Any, entry: Entry, force: bool, yes: bool, dry_run: bool) -> None:
+def _created_unchanged(backend: Any, entry: Entry, force: bool) -> Any:
+    """The created opportunity as it is now; ConflictError when it changed since (unless
+    force)."""
     from oppcli.audit import changed_keys
 
     opp_id = int(entry["id"])
@@ -210,17 +238,28 @@ def _undo_create(backend: Any, entry: Entry, force: bool, yes: bool, dry_run: bo
     if drift and not force:
         raise E.ConflictError(f"opportunity {opp_id} changed since it was created "
                               f"({', '.join(drift)})", "--force deletes it anyway")
+    return current
+
+
+def _confirm_delete(backend: Any, entry: Entry, force: bool) -> None:
+    """Ask before an undo that deletes (without the lock: checked again under it)."""
+    opp_id = int(entry["id"])
+    current = _created_unchanged(backend, entry, force)
+    if not (sys.stdin and sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(f"undoing {entry['audit_id']} deletes opportunity {opp_id}",
+                         "add --yes to do it from a script")
+    if not typer.confirm(f"Delete opportunity {opp_id} {current.get('name')!r}?",
+                         default=False, err=True):
+        err("nothing undone")
+        raise typer.Exit(E.USAGE)
+
+
+def _undo_create(backend: Any, entry: Entry, force: bool, dry_run: bool) -> None:
+    opp_id = int(entry["id"])
+    current = _created_unchanged(backend, entry, force)
     if dry_run:
         err(f"would delete opportunity {opp_id} {current.get('name')!r} (dry run)")
         return
-    if not yes:
-        if not (sys.stdin and sys.stdin.isatty() and sys.stderr.isatty()):
-            raise UsageError(f"undoing {entry['audit_id']} deletes opportunity {opp_id}",
-                             "add --yes to do it from a script")
-        if not typer.confirm(f"Delete opportunity {opp_id} {current.get('name')!r}?",
-                             default=False, err=True):
-            err("nothing undone")
-            raise typer.Exit(E.USAGE)
     backend.delete([opp_id])
     err(f"undid {entry['audit_id']}: deleted opportunity {opp_id}")
 
