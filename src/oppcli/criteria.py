@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from oppcli import fields as F
 from oppcli.errors import NotFoundError, ValidationError
@@ -48,6 +49,12 @@ class SearchOptions:
     created_before: str | None = None
     modified_after: str | None = None
     modified_before: str | None = None
+    min_interactions: str | None = None
+    max_interactions: str | None = None
+    contacted_after: str | None = None
+    contacted_before: str | None = None
+    stage_changed_after: str | None = None
+    stage_changed_before: str | None = None
     custom_field: Sequence[str] = ()
 
 
@@ -92,7 +99,7 @@ def custom_criterion(text: str, lookups: Lookups, date_order: str) -> CustomCrit
         if kind in F.CF_NUMBER_TYPES:
             bound: float = parse_number(raw, what)
         elif kind == "Date":
-            bound = date_to_seconds(parse_close_date(raw, date_order))
+            bound = date_to_seconds(parse_close_date(raw, date_order), lookups.tz)
         else:
             raise ValidationError(f"{what} is {kind}; >= and <= work on numbers and dates")
         if op == ">=":
@@ -108,8 +115,10 @@ def custom_criterion(text: str, lookups: Lookups, date_order: str) -> CustomCrit
         number = parse_number(raw, what)
         crit.minimum = crit.maximum = number
     elif kind == "Date":
-        day = date_to_seconds(parse_close_date(raw, date_order))
-        crit.minimum, crit.maximum = day, day + 86399
+        start = parse_close_date(raw, date_order)
+        day = date_to_seconds(start, lookups.tz)
+        # to the next midnight in the zone (a day is 23 or 25 hours at a clock change)
+        crit.minimum, crit.maximum = day, date_to_seconds(start + timedelta(days=1), lookups.tz) - 1
     else:
         crit.values = [raw]
     return crit
@@ -146,9 +155,24 @@ def build_query(opts: SearchOptions, lookups: Lookups, date_order: str) -> Query
         q.modified_min = parse_filter_time(opts.modified_after)
     if opts.modified_before is not None:
         q.modified_max = parse_filter_time(opts.modified_before, end_of_day=True)
+    if opts.min_interactions is not None:
+        q.interactions_min = parse_int(opts.min_interactions, "--min-interactions")
+    if opts.max_interactions is not None:
+        q.interactions_max = parse_int(opts.max_interactions, "--max-interactions")
+    if opts.contacted_after is not None:
+        q.contacted_min = parse_filter_time(opts.contacted_after)
+    if opts.contacted_before is not None:
+        q.contacted_max = parse_filter_time(opts.contacted_before, end_of_day=True)
+    if opts.stage_changed_after is not None:
+        q.stage_changed_min = parse_filter_time(opts.stage_changed_after)
+    if opts.stage_changed_before is not None:
+        q.stage_changed_max = parse_filter_time(opts.stage_changed_before, end_of_day=True)
     for pair, lo, hi in (("value", q.min_value, q.max_value), ("close", q.close_min, q.close_max),
                          ("created", q.created_min, q.created_max),
-                         ("modified", q.modified_min, q.modified_max)):
+                         ("modified", q.modified_min, q.modified_max),
+                         ("interactions", q.interactions_min, q.interactions_max),
+                         ("contacted", q.contacted_min, q.contacted_max),
+                         ("stage-changed", q.stage_changed_min, q.stage_changed_max)):
         if lo is not None and hi is not None and lo > hi:
             raise ValidationError(f"the {pair} range is empty: its minimum is above its maximum",
                                   "swap the two bounds")

@@ -15,6 +15,10 @@ from oppcli import fields as F
 from oppcli.models import date_to_seconds, stored_close_date
 
 NONE_ID = -2  # Copper's "no value" id for assignee, customer source and loss reason
+# How a MultiSelect criterion's option list matches (Copper's `option`: ANY, ALL or NONE). Copper
+# documents no default, so it is always sent; NAME=a,b means "has any of a, b" on both backends
+# (ALL is repeating the criterion: --custom-field X=a --custom-field X=b).
+MULTI_OPTION = "ANY"
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
 
@@ -54,7 +58,7 @@ class CustomCriterion:
             return self.maximum is None or value <= self.maximum
         if not self.values:
             return True
-        if isinstance(value, list):
+        if isinstance(value, list):  # MultiSelect: any of the options (MULTI_OPTION)
             return any(v in self.values for v in value)
         if isinstance(value, str):
             wanted = {str(v).casefold() for v in self.values}
@@ -85,6 +89,13 @@ class Query:
     created_max: int | None = None
     modified_min: int | None = None
     modified_max: int | None = None
+    # Extras real records carry (read-only, F.PASSTHROUGH): Copper's search filters on them too.
+    interactions_min: int | None = None  # interaction_count, inclusive
+    interactions_max: int | None = None
+    contacted_min: int | None = None  # date_last_contacted, Unix seconds, inclusive
+    contacted_max: int | None = None
+    stage_changed_min: int | None = None  # date_stage_changed, Unix seconds, inclusive
+    stage_changed_max: int | None = None
     custom: list[CustomCriterion] = field(default_factory=list)
     sort_by: str = "date_modified"
     descending: bool = True
@@ -154,7 +165,11 @@ class Query:
                 return (cmin is None or secs >= cmin) and (cmax is None or secs <= cmax)
             preds.append(close_ok)
         for key, lo_t, hi_t in (("date_created", self.created_min, self.created_max),
-                                ("date_modified", self.modified_min, self.modified_max)):
+                                ("date_modified", self.modified_min, self.modified_max),
+                                ("interaction_count", self.interactions_min, self.interactions_max),
+                                ("date_last_contacted", self.contacted_min, self.contacted_max),
+                                ("date_stage_changed", self.stage_changed_min,
+                                 self.stage_changed_max)):
             if lo_t is not None or hi_t is not None:
                 preds.append(_between(key, lo_t, hi_t))
         for crit in self.custom:
@@ -248,6 +263,12 @@ class Query:
             ("minimum_created_date", q.created_min), ("maximum_created_date", q.created_max),
             ("minimum_modified_date", q.modified_min),
             ("maximum_modified_date", q.modified_max),
+            ("minimum_interaction_count", q.interactions_min),
+            ("maximum_interaction_count", q.interactions_max),
+            ("minimum_interaction_date", q.contacted_min),
+            ("maximum_interaction_date", q.contacted_max),
+            ("minimum_stage_change_date", q.stage_changed_min),
+            ("maximum_stage_change_date", q.stage_changed_max),
         ]
         for key, val in pairs:
             if val not in (None, []):
@@ -263,6 +284,8 @@ class Query:
                     item["maximum_value"] = c.maximum
                 if c.values:
                     item["value"] = c.values[0] if c.data_type == "Checkbox" else c.values
+                    if c.data_type == "MultiSelect":
+                        item["option"] = MULTI_OPTION  # Copper documents no default
                 if c.data_type == "Checkbox" and c.values == [False]:
                     item["allow_empty"] = True  # an unset checkbox counts as unchecked
                 crits.append(item)
@@ -288,9 +311,11 @@ def order(items: list[tuple[Any, int, Any]], descending: bool) -> list[tuple[Any
 
 
 def _between(key: str, lo: int | None, hi: int | None) -> Predicate:
+    """The record's number under key lies in [lo, hi]; a record without one (missing, null, or
+    not a number in a hand-edited store) matches no bound, as on Copper."""
     def ok(r: Record) -> bool:
         v = r.get(key)
-        if v is None:
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
             return False
         return (lo is None or v >= lo) and (hi is None or v <= hi)
     return ok

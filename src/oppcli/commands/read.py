@@ -130,11 +130,29 @@ def search(
         "Modified on or after DATE (YYYY-MM-DD, UTC, or an ISO date-time).", "DATE")] = None,
     modified_before: Annotated[Optional[str], _one(
         "Modified on or before DATE (YYYY-MM-DD, UTC, or an ISO date-time).", "DATE")] = None,
+    min_interactions: Annotated[Optional[str], _one(
+        "Interaction count at least N (Copper's interaction_count; a deal without one does not "
+        "match).", "N")] = None,
+    max_interactions: Annotated[Optional[str], _one(
+        "Interaction count at most N (a deal without one does not match).", "N")] = None,
+    contacted_after: Annotated[Optional[str], _one(
+        "Last contacted (date_last_contacted) on or after DATE (YYYY-MM-DD, UTC, or an ISO "
+        "date-time); a deal never contacted does not match.", "DATE")] = None,
+    contacted_before: Annotated[Optional[str], _one(
+        "Last contacted on or before DATE (YYYY-MM-DD, UTC, or an ISO date-time); a deal never "
+        "contacted does not match.", "DATE")] = None,
+    stage_changed_after: Annotated[Optional[str], _one(
+        "Stage last changed (date_stage_changed) on or after DATE (YYYY-MM-DD, UTC, or an ISO "
+        "date-time); a deal without that date does not match.", "DATE")] = None,
+    stage_changed_before: Annotated[Optional[str], _one(
+        "Stage last changed on or before DATE (YYYY-MM-DD, UTC, or an ISO date-time); a deal "
+        "without that date does not match.", "DATE")] = None,
     custom_field: Annotated[Optional[list[str]], typer.Option(
-        help="Custom field by name or id: NAME=VALUE[,VALUE] (any of; Dropdown and "
-        "MultiSelect take option names, Checkbox true/false, Date YYYY-MM-DD), NAME>=N or "
-        "NAME<=N (numbers, dates), NAME= (empty). Repeatable; all must hold. On Copper, text "
-        "fields and NAME= are applied after fetching.",
+        help="Custom field by name or id: NAME=VALUE[,VALUE] (any of them; a MultiSelect "
+        "holding all: repeat --custom-field; Dropdown and MultiSelect take option names, "
+        "Checkbox true/false, Date YYYY-MM-DD), NAME>=N or NAME<=N (numbers, dates), NAME= "
+        "(empty). Repeatable; all must hold. On Copper, text fields and NAME= are applied after "
+        "fetching.",
         metavar="NAME=VALUE", rich_help_panel="Filters",
         autocompletion=C.custom_fields)] = None,
     sort: SortOpt = None, asc: AscOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
@@ -156,6 +174,9 @@ def search(
         min_value=min_value, max_value=max_value, close_after=close_after,
         close_before=close_before, created_after=created_after, created_before=created_before,
         modified_after=modified_after, modified_before=modified_before,
+        min_interactions=min_interactions, max_interactions=max_interactions,
+        contacted_after=contacted_after, contacted_before=contacted_before,
+        stage_changed_after=stage_changed_after, stage_changed_before=stage_changed_before,
         custom_field=custom_field or ())
     backend = STATE.backend()
     query = build_query(opts, backend.lookups(), STATE.input_date_order())
@@ -208,25 +229,7 @@ def lookups(
         data: Any = lk.rows(table) if table else lk.to_dict()
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
+    from oppcli.output import write_lookup_tables
 
-    console = Console(highlight=False)
-    for name in ([table] if table else ["pipelines", "stages", *F.LOOKUP_TABLES[1:]]):
-        if name == "pipelines" and not table:
-            continue
-        rows = lk.rows(name)
-        t = Table(title=name, title_justify="left")
-        for col in ("id", "name", "detail"):
-            t.add_column(col)
-        for r in rows:
-            detail = ""
-            if name == "stages":
-                detail = f"{r['pipeline_name']}, {r.get('win_probability')}%"
-            elif name in ("users", "people") and r.get("email"):
-                detail = str(r["email"])
-            elif name == "custom_field_definitions":
-                opts = ", ".join(o["name"] for o in r.get("options") or [])
-                detail = r.get("data_type", "") + (f": {opts}" if opts else "")
-            t.add_row(str(r["id"]), str(r.get("name")), detail)
-        console.print(t)
+    names = [table] if table else ["stages", *F.LOOKUP_TABLES[1:]]
+    write_lookup_tables(lk, names, sys.stdout)
