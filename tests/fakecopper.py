@@ -21,6 +21,16 @@ Stricter than Copper is documented to be, on purpose (to catch the client): unkn
 search body or a write body, ids sent as strings, text or non-filterable custom fields in a
 search, and JSON that is not JSON (Infinity, NaN) are refused with 422/400.
 
+Error bodies are Copper's: a 404 is {"error": "not_found"}; a 422 is {"success": false,
+"status": 422, "message": "Invalid input: Validation errors: Name: can't be blank"}, several
+problems joined by "\n" (validation_body() makes one for fail(body=...)); an unknown search key
+is "Base: Unrecognized attributes specified: pageSize".
+
+realistic=True (or --realistic) serves real_records() with REAL_LOOKUPS: records shaped as real
+accounts' are (Copper's key order, the read-only extras, every custom field type in a different
+order on each record, floats for money, null priority and win probability, two pipelines with a
+stage named "Negotiation"); a create fills what Copper fills; X-PW-TOTAL is spelt X-Pw-Total.
+
 With CACHE_FROM records or more, search results are cached until the next write through the
 API; call srv.invalidate() after editing srv.records directly.
 
@@ -63,7 +73,8 @@ from oppcli.sample import SAMPLE_LOOKUPS, sample_records
 
 PREFIX = "/developer_api/v1"
 INVALID_AUTH = "API Key and/or Email are invalid"
-NOT_FOUND = "Resource not found"
+NOT_FOUND = "not_found"  # Copper's 404 body is {"error": "not_found"}
+INVALID_INPUT = "Invalid input: Validation errors: "  # then the problems, one per line
 
 # Copper's facts, written out here rather than imported, so that a mistake in oppcli shows.
 STATUSES = ("Open", "Won", "Lost", "Abandoned")  # status_ids 0..3
@@ -93,7 +104,14 @@ ID_LIST_KEYS = {"ids": "id", "assignee_ids": "assignee_id", "pipeline_ids": "pip
                 "customer_source_ids": "customer_source_id", "loss_reason_ids": "loss_reason_id"}
 NONE_ALLOWED = frozenset({"assignee_ids", "company_ids", "customer_source_ids", "loss_reason_ids"})
 RANGE_KEYS = {"monetary_value": "monetary_value", "close_date": "close_date",
-              "created_date": "date_created", "modified_date": "date_modified"}
+              "created_date": "date_created", "modified_date": "date_modified",
+              # the read-only extras: interaction_date is the last contact
+              "interaction_count": "interaction_count", "interaction_date": "date_last_contacted",
+              "stage_change_date": "date_stage_changed"}
+# Copper also searches the read-only extras real records carry (ints: a count, Unix seconds); a
+# record without the value (missing or null) matches no bound on it.
+RANGE_KEYS.update({"interaction_count": "interaction_count", "interaction_date": "date_last_contacted",
+                   "stage_change_date": "date_stage_changed"})
 SEARCH_KEYS = frozenset({"page_number", "page_size", "sort_by", "sort_direction", "name", "status_ids",
                          "tags", "custom_fields", *ID_LIST_KEYS,
                          *(f"{b}_{k}" for k in RANGE_KEYS for b in ("minimum", "maximum"))})
@@ -164,8 +182,10 @@ class ApiError(Exception):
         self.message = message
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, message)
+def _invalid(*problems: str) -> ApiError:
+    """A 422 as Copper words it: "Invalid input: Validation errors: " and the problems, joined
+    by line ends."""
+    return ApiError(422, INVALID_INPUT + "\n".join(problems))
 
 
 def dumps(data: Any) -> bytes:
@@ -173,7 +193,17 @@ def dumps(data: Any) -> bytes:
 
 
 def error_body(status: int, message: str) -> bytes:
+    """Copper's error bodies: a 404 is {"error": "not_found"}; the others (422 among them)
+    {"success": false, "status": N, "message": "..."}."""
+    if status == 404:
+        return dumps({"error": NOT_FOUND})
     return dumps({"success": False, "status": status, "message": message})
+
+
+def validation_body(*problems: str) -> str:
+    """A 422 body as Copper sends it, for fail(body=...): several problems joined by \\n."""
+    return dumps({"success": False, "status": 422, "message": INVALID_INPUT + "\n".join(problems)}
+                 ).decode()
 
 
 def _reject_constant(name: str) -> Any:
@@ -211,6 +241,180 @@ def midnight_utc(day: dt.date) -> int:
     return calendar.timegm((day.year, day.month, day.day, 0, 0, 0))
 
 
+# ---- realistic data: records shaped as real accounts' are -------------------------------------
+# Modelled on opportunity records recorded from real Copper accounts and Copper's own examples
+# (see docs/copper-api.md, "What real records and answers look like"): FakeCopper(realistic=True)
+# serves these by default. Copper's own key order, extras every reader must pass through, every
+# custom field type, custom fields in a different order on each record, unpadded close dates,
+# floats for money, null priority and win probability, "" details, and two pipelines that both
+# have a stage named "Negotiation".
+REAL_KEY_ORDER = (
+    "id", "name", "assignee_id", "close_date", "company_id", "company_name", "customer_source_id",
+    "details", "loss_reason_id", "pipeline_id", "pipeline_stage_id", "primary_contact_id",
+    "priority", "status", "tags", "interaction_count", "monetary_unit", "monetary_value",
+    "converted_unit", "converted_value", "win_probability", "date_stage_changed",
+    "date_last_contacted", "leads_converted_from", "date_lead_created", "date_created",
+    "date_modified", "custom_fields", "pipeline_is_revenue", "pipeline_type")
+
+REAL_LOOKUPS: dict[str, Any] = {
+    "pipelines": [
+        {"id": 213214, "name": "Sales", "is_default": True, "is_revenue": True, "type": "opportunity",
+         "stages": [{"id": 1080101, "name": "Qualified", "win_probability": 10},
+                    {"id": 1080102, "name": "Proposal", "win_probability": 40},
+                    {"id": 1080103, "name": "Negotiation", "win_probability": 70},
+                    {"id": 1080104, "name": "Verbal Yes", "win_probability": 90}]},
+        {"id": 213215, "name": "Partnerships", "is_revenue": False, "type": "opportunity",
+         "stages": [{"id": 1080201, "name": "Intro", "win_probability": 20},
+                    {"id": 1080202, "name": "Negotiation", "win_probability": 60},
+                    {"id": 1080203, "name": "Signed", "win_probability": 100}]},
+    ],
+    "users": [
+        {"id": 880001, "name": "Ada Park", "email": "ada.park@example.com"},
+        {"id": 880002, "name": "Ben Okafor", "email": "ben.okafor@example.com"},
+        {"id": 880003, "name": "Carla Reyes", "email": "carla.reyes@example.com"},
+    ],
+    "customer_sources": [{"id": 331, "name": "Email"}, {"id": 332, "name": "Cold Call"},
+                         {"id": 333, "name": "Advertising"}],
+    "loss_reasons": [{"id": 441, "name": "Price"}, {"id": 442, "name": "Went with competitor"},
+                     {"id": 443, "name": "No decision"}],
+    "custom_field_definitions": [
+        {"id": 126240, "name": "Region", "canonical_name": None, "data_type": "Dropdown",
+         "available_on": ["opportunity", "company", "lead"], "is_filterable": True,
+         "options": [{"id": 167771, "name": "EMEA", "rank": 0},
+                     {"id": 167772, "name": "Americas", "rank": 1},
+                     {"id": 167773, "name": "APAC", "rank": 2}]},
+        {"id": 126241, "name": "Signed NDA", "canonical_name": None, "data_type": "Checkbox",
+         "available_on": ["lead", "person", "opportunity"], "is_filterable": True},
+        {"id": 126242, "name": "Setup Fee", "canonical_name": None, "data_type": "Currency",
+         "currency": "USD", "available_on": ["opportunity"], "is_filterable": True},
+        {"id": 126243, "name": "Kickoff", "canonical_name": None, "data_type": "Date",
+         "available_on": ["opportunity", "project"], "is_filterable": True},
+        {"id": 126244, "name": "Products", "canonical_name": None, "data_type": "MultiSelect",
+         "available_on": ["opportunity", "lead"], "is_filterable": True,
+         "options": [{"id": 167781, "name": "Seats", "rank": 0},
+                     {"id": 167782, "name": "Support", "rank": 1},
+                     {"id": 167783, "name": "Training", "rank": 2}]},
+        {"id": 126245, "name": "Headcount", "canonical_name": None, "data_type": "Float",
+         "available_on": ["opportunity", "company"], "is_filterable": True},
+        {"id": 126246, "name": "Discount", "canonical_name": None, "data_type": "Percentage",
+         "available_on": ["opportunity"], "is_filterable": True},
+        {"id": 126247, "name": "PO Number", "canonical_name": None, "data_type": "String",
+         "available_on": ["opportunity", "company"], "is_filterable": True},
+        {"id": 126248, "name": "Finance Notes", "canonical_name": None, "data_type": "Text",
+         "available_on": ["opportunity"], "is_filterable": False},
+        {"id": 126249, "name": "Proposal", "canonical_name": None, "data_type": "URL",
+         "available_on": ["opportunity", "company", "person"], "is_filterable": True},
+        {"id": 126250, "name": "Parent Deal", "canonical_name": None, "data_type": "Connect",
+         "available_on": ["opportunity"], "is_filterable": False, "connected_id": 126251},
+        {"id": 126251, "name": "Child Deals", "canonical_name": None, "data_type": "Connect",
+         "available_on": ["company"], "is_filterable": False, "connected_id": 126250},
+        {"id": 126252, "name": "Birthday", "canonical_name": None, "data_type": "Date",
+         "available_on": ["person"], "is_filterable": True},
+    ],
+    "companies": [{"id": 550001, "name": "Sabre Inc"}, {"id": 550002, "name": "Dunder Mifflin"},
+                  {"id": 550003, "name": "Initech"}, {"id": 550004, "name": "Globex Corporation"}],
+    "people": [
+        {"id": 660001, "name": "Pam Beesly", "company_id": 550002, "email": "pam@dunder.example"},
+        {"id": 660002, "name": "Bill Lumbergh", "company_id": 550003, "email": "bill@initech.example"},
+        {"id": 660003, "name": "Hank Scorpio", "company_id": 550004, "email": "hank@globex.example"},
+        {"id": 660004, "name": "Ada Lovelace", "company_id": None, "email": "ada@example.org"},
+        {"id": 660005, "name": "Leigh Stone", "company_id": 550001, "email": "leigh@sabre.example"},
+    ],
+}
+REAL_BASE_TIME = 1546300800  # 2019-01-01T00:00:00Z
+_REAL_PRODUCTS = ("500 Keyboards", "Annual Licence", "Pilot", "Support Renewal", "Expansion")
+_REAL_STATUSES = ("Open", "Open", "Won", "Lost", "Open", "Abandoned", "Open")
+_REAL_PRIORITIES = ("None", "Low", None, "Medium", "High")
+
+
+def real_records(count: int = 24, date_order: str = "MDY") -> list[dict[str, Any]]:
+    """Deterministic records shaped like real Copper ones (see REAL_LOOKUPS above)."""
+    lk = REAL_LOOKUPS
+    companies = {c["id"]: c["name"] for c in lk["companies"]}
+    people = lk["people"]
+    out = []
+    for i in range(count):
+        person = people[i % len(people)]
+        pipeline = lk["pipelines"][1 if i % 3 == 2 else 0]
+        stage = pipeline["stages"][(i // 3 if i % 3 == 2 else i) % len(pipeline["stages"])]
+        status = _REAL_STATUSES[i % len(_REAL_STATUSES)]
+        old = i % 8 == 7  # an older record: no monetary_unit, date_stage_changed or pipeline_type
+        created = REAL_BASE_TIME + i * 86400 * 5 + 977 * i
+        if i % 6 == 5:
+            value: Any = None
+        elif i % 4 == 0:
+            value = (i + 1) * 12500  # an int, as older records have
+        else:
+            value = float((i + 2) * 25000)  # 250000.0, as newer ones have
+        day = dt.date(2019 + i % 2, 1 + (i * 5) % 12, 1 + (i * 11) % 28)
+        close = None if i % 7 == 4 else (f"{day.month}/{day.day}/{day.year}" if date_order == "MDY"
+                                         else f"{day.day}/{day.month}/{day.year}")
+        probability = None if i % 5 == 3 else 100 if status == "Won" else \
+            0 if status in ("Lost", "Abandoned") else stage["win_probability"]
+        company_id = person["company_id"]
+        cfs = [
+            {"custom_field_definition_id": 126240, "value": (167771, 167772, 167773, None)[i % 4]},
+            {"custom_field_definition_id": 126241, "value": i % 3 == 0},
+            {"custom_field_definition_id": 126242, "value": None if i % 4 == 1 else 567.0 + 100 * i},
+            {"custom_field_definition_id": 126243,
+             "value": None if i % 5 == 2 else midnight_utc(dt.date(2020, 1 + i % 12, 1 + i % 27))},
+            {"custom_field_definition_id": 126244,
+             "value": ([], [167781], [167782, 167783], [167783])[i % 4]},
+            {"custom_field_definition_id": 126245, "value": None if i % 3 == 1 else 1232.0 + i},
+            {"custom_field_definition_id": 126246, "value": None if i % 4 == 3 else 5 * (i % 5) + 3},
+            {"custom_field_definition_id": 126247, "value": None if i % 2 else f"PO-{4400 + i}"},
+            {"custom_field_definition_id": 126248,
+             "value": "Net 30.\nInvoice the parent company." if i % 6 == 0 else None},
+            {"custom_field_definition_id": 126249,
+             "value": f"www.example.com/proposals/{i}" if i % 3 != 2 else None},
+            {"custom_field_definition_id": 126250, "value": []},
+        ]
+        shift = (i * 7) % len(cfs)  # each record lists its custom fields in its own order
+        cfs = cfs[shift:] + cfs[:shift]
+        if i % 2:
+            cfs.reverse()
+        rec: dict[str, Any] = {
+            "id": 15_000_001 + i * 13,
+            "name": f"{companies.get(company_id) or person['name']} - {_REAL_PRODUCTS[i % 5]}"
+                    + (f" ({i})" if i >= 5 else ""),
+            "assignee_id": None if i % 6 == 4 else lk["users"][i % 3]["id"],
+            "close_date": close,
+            "company_id": company_id,
+            "company_name": companies.get(company_id) if company_id else None,
+            "customer_source_id": None if i % 4 == 2 else lk["customer_sources"][i % 3]["id"],
+            "details": ("" if i % 3 == 1 else None) if i % 3 else f"Deal {i}: see the proposal.",
+            # Lost deals have a reason, and one Open deal still carries one
+            "loss_reason_id": lk["loss_reasons"][i % 3]["id"] if status == "Lost" or i == 6 else None,
+            "pipeline_id": pipeline["id"],
+            "pipeline_stage_id": stage["id"],
+            "primary_contact_id": person["id"],
+            "priority": _REAL_PRIORITIES[i % len(_REAL_PRIORITIES)],
+            "status": status,
+            "tags": [["tag1"], [], ["enterprise", "q3"], ["renewal"]][i % 4],
+            "interaction_count": (i * 7) % 17,
+            "monetary_unit": None if value is None else "USD",
+            "monetary_value": value,
+            "converted_unit": None if value is None else "USD",
+            "converted_value": None if value is None else str(float(value)),
+            "win_probability": probability,
+            "date_stage_changed": created + 86400,
+            "date_last_contacted": None if i % 3 == 2 else created + 2 * 86400 + i,
+            "leads_converted_from": [] if i % 5 else [{"lead_id": 7_700_001 + i,
+                                                       "converted_timestamp": created - 3600}],
+            "date_lead_created": None if i % 5 else created - 86400 * 3,
+            "date_created": created,
+            "date_modified": created + 86400 * (1 + i % 9) + 37 * i,
+            "custom_fields": cfs,
+            "pipeline_is_revenue": bool(pipeline["is_revenue"]),
+            "pipeline_type": "opportunity",
+        }
+        if old:
+            for key in ("monetary_unit", "date_stage_changed", "pipeline_is_revenue", "pipeline_type"):
+                del rec[key]
+        out.append(rec)
+    return out
+
+
 class FakeCopper:
     """A Copper-speaking HTTP server in a thread; see the module docstring."""
 
@@ -219,11 +423,19 @@ class FakeCopper:
                  api_key: str = "k-test-123", user_email: str = "ada.park@example.com",
                  date_order: str = "MDY", window: int = 100_000, latency: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0, shuffle_ties: bool = False,
-                 total_slack: int = 0, seed: int | None = None) -> None:
+                 total_slack: int = 0, seed: int | None = None, realistic: bool = False) -> None:
         if date_order not in ("MDY", "DMY"):
             raise ValueError("date_order must be MDY or DMY")
+        # realistic: REAL_LOOKUPS and real_records() by default; records kept in Copper's key
+        # order with only the keys they have; a create fills what Copper fills (extras, unset
+        # Checkbox false, MultiSelect and Connect []); X-PW-TOTAL spelt X-Pw-Total.
+        self.realistic = realistic
+        if realistic and records is None:
+            records = real_records(date_order=date_order)
+        default_lookups = REAL_LOOKUPS if realistic else SAMPLE_LOOKUPS
         self.lookups: dict[str, Any] = copy.deepcopy(dict(lookups if lookups is not None
-                                                          else SAMPLE_LOOKUPS))
+                                                          else default_lookups))
+        self.total_header = "X-Pw-Total" if realistic else "X-PW-TOTAL"
         self.api_key = api_key
         self.user_email = user_email
         self.date_order = date_order
@@ -547,7 +759,7 @@ class FakeCopper:
     def _person_by_email(self, body: dict[str, Any]) -> dict[str, Any]:
         email = body.get("email")
         if not isinstance(email, str) or not email.strip():
-            raise _invalid("Validation error: email is required")
+            raise _invalid("email is required")
         for row in self.lookups.get("people") or []:
             person = self._person(row)
             if any(str(e.get("email", "")).lower() == email.strip().lower() for e in person["emails"]):
@@ -577,7 +789,7 @@ class FakeCopper:
     def _paged(self, rows: list[dict[str, Any]], body: Mapping[str, Any]) -> Response:
         number, size = self._page_params(body)
         start = (number - 1) * size
-        return self._ok(rows[start:start + size], {"X-PW-TOTAL": str(len(rows))})
+        return self._ok(rows[start:start + size], {self.total_header: str(len(rows))})
 
     # ---- opportunities: reads and writes ----------------------------------------------------
     def _get(self, opp_id: int) -> dict[str, Any]:
@@ -596,9 +808,11 @@ class FakeCopper:
 
     def _create(self, body: dict[str, Any]) -> dict[str, Any]:
         given = self._clean(body)
-        for key, label in (("name", "Name"), ("primary_contact_id", "Primary contact")):
-            if given.get(key) in (None, ""):
-                raise _invalid(f"Validation error: {label} is required")
+        blank = [f"{label}: can't be blank" for key, label in (("name", "Name"),
+                                                               ("primary_contact_id", "Primary contact"))
+                 if given.get(key) in (None, "")]
+        if blank:
+            raise _invalid(*blank)
         rec = dict(given)
         rec.setdefault("status", "Open")
         rec.setdefault("priority", "None")
@@ -628,6 +842,15 @@ class FakeCopper:
         self._check_stage(rec)
         self._derive(rec)
         now = int(time.time())
+        # The read-only extras Copper fills on a new deal: no interactions, the stage entered
+        # now, no contact, no lead; realistic, the currency and conversion fields too.
+        rec.update(interaction_count=0, date_stage_changed=now, date_last_contacted=None,
+                   date_lead_created=None)
+        if self.realistic:
+            value = rec.get("monetary_value")
+            rec.update(monetary_unit="USD", converted_unit=None if value is None else "USD",
+                       converted_value=None if value is None else str(float(value)),
+                       leads_converted_from=[])
         with self._lock:
             new_id = max(self._next_id, max(self.records, default=0) + 1)
             self._next_id = new_id + 1
@@ -666,6 +889,12 @@ class FakeCopper:
             self._check_stage(rec)
             self._derive(rec)
             rec["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
+            if rec.get("pipeline_stage_id") != current.get("pipeline_stage_id"):
+                rec["date_stage_changed"] = rec["date_modified"]
+            if self.realistic:
+                if "monetary_value" in changes and "converted_value" in rec:
+                    value = rec["monetary_value"]
+                    rec["converted_value"] = None if value is None else str(float(value))
             rec = self._canonical(rec)
             self.records[opp_id] = rec
             self._version += 1
@@ -678,7 +907,7 @@ class FakeCopper:
         stage = self._stages.get(rec.get("pipeline_stage_id"))  # type: ignore[arg-type]
         if stage is not None and rec.get("pipeline_id") is not None \
                 and stage["pipeline_id"] != rec["pipeline_id"]:
-            raise _invalid(f"Validation error: pipeline_stage_id {stage['id']} does not belong to "
+            raise _invalid(f"pipeline_stage_id {stage['id']} does not belong to "
                            f"pipeline_id {rec['pipeline_id']}")
 
     def _derive(self, rec: dict[str, Any]) -> None:
@@ -691,16 +920,20 @@ class FakeCopper:
         else:
             rec.setdefault("company_name", None)
         pipeline = self._pipelines.get(rec.get("pipeline_id"))  # type: ignore[arg-type]
-        if pipeline is not None:
+        if pipeline is not None:  # (a write answers as the current API does, older records too)
             rec["pipeline_is_revenue"] = bool(pipeline.get("is_revenue", True))
             rec["pipeline_type"] = pipeline.get("type") or "opportunity"
         else:
             rec.setdefault("pipeline_is_revenue", None)
             rec.setdefault("pipeline_type", None)
 
-    @staticmethod
-    def _canonical(rec: Mapping[str, Any]) -> dict[str, Any]:
-        """A new dict with Copper's keys in order (all present), extras after them."""
+    def _canonical(self, rec: Mapping[str, Any]) -> dict[str, Any]:
+        """A new dict with Copper's keys in order (all present), extras after them. Realistic:
+        only the keys the record has, in the order Copper's answers have them."""
+        if self.realistic:
+            out = {k: rec[k] for k in REAL_KEY_ORDER if k in rec}
+            out.update({k: v for k, v in rec.items() if k not in out})
+            return out
         if tuple(rec)[:len(FIELD_NAMES)] == FIELD_NAMES:
             return dict(rec)
         out = {k: rec.get(k) for k in FIELD_NAMES}
@@ -709,13 +942,27 @@ class FakeCopper:
 
     def _merge_cf(self, current: list[Mapping[str, Any]], changes: list[Mapping[str, Any]]
                   ) -> list[dict[str, Any]]:
-        values: dict[int, Any] = {}
-        for cf in [*current, *changes]:
-            values[cf["custom_field_definition_id"]] = copy.deepcopy(cf.get("value"))
-        out = [{"custom_field_definition_id": d["id"], "value": values.pop(d["id"], None)}
-               for d in self._opp_defs]
-        out.extend({"custom_field_definition_id": k, "value": v} for k, v in values.items())
-        return out
+        """The record's custom fields with the changes: its entries keep their order, every
+        definition for opportunities missing from it is added (a new record: in the
+        definitions' order), unset as Copper leaves that type unset."""
+        values: dict[int, Any] = {cf["custom_field_definition_id"]: copy.deepcopy(cf.get("value"))
+                                  for cf in current}
+        for d in self._opp_defs:
+            values.setdefault(d["id"], self._unset(d))
+        for cf in changes:
+            value = copy.deepcopy(cf.get("value"))
+            defn = self._cf_defs.get(cf["custom_field_definition_id"])
+            values[cf["custom_field_definition_id"]] = \
+                self._unset(defn) if value is None and defn is not None else value
+        return [{"custom_field_definition_id": k, "value": v} for k, v in values.items()]
+
+    def _unset(self, defn: Mapping[str, Any]) -> Any:
+        """An unset custom field's value: null; realistic, as Copper has it: a Checkbox false,
+        a MultiSelect or Connect []."""
+        if not self.realistic:
+            return None
+        kind = defn.get("data_type")
+        return False if kind == "Checkbox" else [] if kind in ("MultiSelect", "Connect") else None
 
     def _clean(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """A create/update body checked as Copper would: 422 naming the first bad key."""
@@ -724,21 +971,21 @@ class FakeCopper:
             if key in IGNORED_ON_WRITE:
                 continue
             if key not in WRITABLE:
-                raise _invalid(f"Validation error: unknown field {key}")
+                raise _invalid(f"unknown field {key}")
             out[key] = self._check_value(key, value)
         return out
 
     def _check_value(self, key: str, value: Any) -> Any:
-        bad = f"Validation error: invalid {key}"
+        bad = f"invalid {key}"
         if value is None:
             if key == "name":
-                raise _invalid("Validation error: Name is required")
+                raise _invalid("Name: can't be blank")
             if key == "primary_contact_id":
-                raise _invalid("Validation error: Primary contact is required")
+                raise _invalid("Primary contact: can't be blank")
             if key == "tags":
                 return []
             if key in NOT_NULLABLE:
-                raise _invalid(f"Validation error: {key} cannot be null")
+                raise _invalid(f"{key} cannot be null")
             return None
         table = WRITABLE[key]
         if table is not None:
@@ -746,11 +993,11 @@ class FakeCopper:
                 raise _invalid(f"{bad}: must be an integer id")
             known = self._tables.get(table) or set()
             if known and value not in known:
-                raise _invalid(f"Validation error: unknown {key} {value}")
+                raise _invalid(f"unknown {key} {value}")
             return value
         if key == "name":
             if not isinstance(value, str) or not value.strip():
-                raise _invalid("Validation error: Name is required")
+                raise _invalid("Name: can't be blank")
             return value
         if key == "details":
             if not isinstance(value, str):
@@ -787,14 +1034,14 @@ class FakeCopper:
 
     def _check_cf(self, item: Any) -> dict[str, Any]:
         if not isinstance(item, dict) or not _is_int(item.get("custom_field_definition_id")):
-            raise _invalid("Validation error: custom_fields entries need a custom_field_definition_id")
+            raise _invalid("custom_fields entries need a custom_field_definition_id")
         defn = self._cf_defs.get(item["custom_field_definition_id"])
         if defn is None or defn not in self._opp_defs:
-            raise _invalid(f"Validation error: unknown custom field {item['custom_field_definition_id']}")
+            raise _invalid(f"unknown custom field {item['custom_field_definition_id']}")
         value = item.get("value")
         kind = defn.get("data_type", "String")
         options = {o["id"] for o in defn.get("options") or []}
-        bad = _invalid(f"Validation error: invalid value {value!r} for custom field {defn['id']} ({kind})")
+        bad = _invalid(f"invalid value {value!r} for custom field {defn['id']} ({kind})")
         if value is None:
             pass
         elif kind in TEXT_TYPES:
@@ -819,9 +1066,9 @@ class FakeCopper:
 
     # ---- opportunities: search --------------------------------------------------------------
     def _search(self, body: dict[str, Any]) -> Response:
-        for key in body:
-            if key not in SEARCH_KEYS:
-                raise _invalid(f"Unknown search parameter: {key}")
+        unknown = [key for key in body if key not in SEARCH_KEYS]
+        if unknown:  # Copper rejects them (it does not ignore them)
+            raise _invalid(f"Base: Unrecognized attributes specified: {', '.join(unknown)}")
         number, size = self._page_params(body)
         sort_by = body.get("sort_by", "name")
         if sort_by not in SORT_KEYS:
@@ -866,7 +1113,7 @@ class FakeCopper:
         wanted = [] if start >= self.window else ordered_ids[start:min(start + size, self.window)]
         with self._lock:  # a record deleted since the search was cached is left out
             page = [self.records[i] for i in wanted if i in self.records]
-        return self._ok(page, {"X-PW-TOTAL": str(len(ordered_ids) + self.total_slack)})
+        return self._ok(page, {self.total_header: str(len(ordered_ids) + self.total_slack)})
 
     def _shuffled_ties(self, ordered_ids: list[int], field: str) -> list[int]:
         """The order with each run of equal sort values shuffled (anew on every call)."""
@@ -927,7 +1174,8 @@ class FakeCopper:
             for key, bound in ((f"minimum_{name}", lo), (f"maximum_{name}", hi)):
                 ok = _is_number(bound) if name == "monetary_value" else _is_int(bound)
                 if bound is not None and not ok:
-                    what = "a number" if name == "monetary_value" else "whole Unix seconds"
+                    what = {"monetary_value": "a number", "interaction_count": "a whole number"
+                            }.get(name, "whole Unix seconds")
                     raise _invalid(f"{key} must be {what}")
             if lo is None and hi is None:
                 continue
@@ -951,9 +1199,9 @@ class FakeCopper:
     def _cf_test(self, crit: Any) -> Any:
         if not isinstance(crit, dict) or not _is_int(crit.get("custom_field_definition_id")):
             raise _invalid("custom_fields criteria need a custom_field_definition_id")
-        for key in crit:
-            if key not in CF_CRITERION_KEYS:
-                raise _invalid(f"Unknown search parameter: custom_fields.{key}")
+        unknown = [key for key in crit if key not in CF_CRITERION_KEYS]
+        if unknown:
+            raise _invalid(f"Base: Unrecognized attributes specified: {', '.join(unknown)}")
         def_id = crit["custom_field_definition_id"]
         defn = self._cf_defs.get(def_id)
         if defn is None:
@@ -1028,14 +1276,15 @@ class FakeCopper:
         return plain
 
     def _order(self, recs: list[dict[str, Any]], field: str, descending: bool) -> list[dict[str, Any]]:
-        """By (value, id), both reversed for desc; records without a value last, by id."""
+        """By (value, id), both reversed for desc. Records without a value sort as the lowest,
+        as real Copper does: first ascending (by id), last descending (by id, reversed)."""
         value = self._sort_value(field)
         keyed = [(value(r), r["id"], r) for r in recs]
         present = [t for t in keyed if t[0] is not None]
         missing = [t for t in keyed if t[0] is None]
         present.sort(key=lambda t: (t[0], t[1]), reverse=descending)
         missing.sort(key=lambda t: t[1], reverse=descending)
-        return [t[2] for t in present + missing]
+        return [t[2] for t in (present + missing if descending else missing + present)]
 
 
 class _Server(ThreadingHTTPServer):
@@ -1164,8 +1413,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="serve records with equal sort values in a new order every time")
     parser.add_argument("--total-slack", type=int, default=0,
                         help="add this to every X-PW-TOTAL (an upper bound, as Copper's is)")
+    parser.add_argument("--realistic", action="store_true",
+                        help="serve real_records(N) and REAL_LOOKUPS, shaped as real accounts' are")
     args = parser.parse_args(argv)
-    srv = FakeCopper(SAMPLE_LOOKUPS, sample_records(args.records, args.date_order),
+    lookups, records = ((REAL_LOOKUPS, real_records(args.records, args.date_order)) if args.realistic
+                        else (SAMPLE_LOOKUPS, sample_records(args.records, args.date_order)))
+    srv = FakeCopper(lookups, records, realistic=args.realistic,
                      api_key=args.api_key, user_email=args.user_email, date_order=args.date_order,
                      window=args.window, latency=args.latency, host=args.host, port=args.port,
                      shuffle_ties=args.shuffle_ties, total_slack=args.total_slack)

@@ -37,7 +37,9 @@ SEARCH = "/opportunities/search"
 FORMATS = ["jsonl", "json", "csv", "tsv"]
 # Set by the backend when a record is written: not expected to survive an export and import.
 OWNED = ("id", "date_created", "date_modified", "company_name", "pipeline_is_revenue",
-         "pipeline_type")
+         "pipeline_type",
+         # the read-only extras Copper (and the local store) give a new deal
+         "interaction_count", "date_stage_changed", "date_last_contacted", "date_lead_created")
 CF_HEADERS = ["cf:Region", "cf:Contract Months", "cf:Signed NDA", "cf:Competitors",
               "cf:Champion Notes"]
 T = 1_780_000_000  # a fixed date_modified for hand-made records (2026-05-28)
