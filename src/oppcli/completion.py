@@ -8,6 +8,7 @@ Any failure completes nothing.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -174,24 +175,99 @@ def custom_fields(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def ids(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Opportunity ids of the local store that start with what was typed: one regex pass over
-    the raw file (no parsing), anchored on the newline and the typed prefix, so it is quick."""
+    """Opportunity ids of the local store that start with what was typed, at most ID_LIMIT.
+
+    The file is in id order, and the ids starting with "12" are a few contiguous ranges
+    (12, 120-129, 1200-1299, ...): each is found by binary search over a memory map and read
+    line by line, so a TAB costs the same at a million deals as at a hundred. A file out of
+    order (edited by hand) is searched with one regex pass over the map, never copied."""
     if incomplete and not (incomplete.isascii() and incomplete.isdigit()):
         return []
     try:
         store = _store(ctx)
         if store is None:
             return []
-        data = b"\n" + store.data_path.read_bytes()
+        return _ids_from(store.data_path, incomplete, int(store.meta.get("next_id") or 0),
+                         in_order=store.in_id_order())
     except Exception:
         return []
-    rx = re.compile(rb'\n\{"id":(' + incomplete.encode() + rb'\d*)[,}]')
-    out = []
-    for m in rx.finditer(data):
-        out.append(m.group(1).decode())
-        if len(out) >= 500:
+
+
+ID_LIMIT = 500
+_ID_HEAD = re.compile(rb'\{"id":(\d+)[,}]')
+
+
+def _ids_from(path: Any, prefix: str, next_id: int, *, in_order: bool = True) -> list[str]:
+    """`in_order`: the store vouches that the file is in id order (else a regex pass)."""
+    import mmap
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return []
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            end = m.rfind(b"\n") + 1  # a torn tail is not a record
+            found = _ids_in_order(m, end, prefix, next_id) if in_order else None
+            if found is not None:
+                return found
+            rx = re.compile(rb'(?:^|\n)\{"id":(' + prefix.encode() + rb'\d*)[,}]')
+            out = []
+            for match in rx.finditer(m, 0, end):
+                out.append(match.group(1).decode())
+                if len(out) >= ID_LIMIT:
+                    break
+            return out
+
+
+def _ids_in_order(m: Any, end: int, prefix: str, next_id: int) -> list[str] | None:
+    """The ids with the prefix by ranges and binary search; None when the file is not in id
+    order (or a line is not shaped like a record) where it was looked at."""
+    top = max(next_id, 1)
+    if not prefix:
+        ranges = [(0, top + 1)]
+    elif prefix.startswith("0"):
+        return []
+    else:
+        base = int(prefix)
+        ranges = [(base * 10 ** k, (base + 1) * 10 ** k)
+                  for k in range(0, len(str(top)) - len(prefix) + 2)]
+    out: list[str] = []
+    for lo, hi in ranges:
+        pos = _first_at_or_above(m, end, lo)
+        if pos is None:
+            return None
+        last = -1
+        while pos < end and len(out) < ID_LIMIT:
+            head = _ID_HEAD.match(m, pos, min(pos + 32, end))
+            if head is None:
+                return None
+            ident = int(head[1])
+            if ident < last:
+                return None
+            last = ident
+            if ident >= hi:
+                break
+            out.append(str(ident))
+            pos = m.find(b"\n", pos, end) + 1 or end
+        if len(out) >= ID_LIMIT:
             break
     return out
+
+
+def _first_at_or_above(m: Any, end: int, target: int) -> int | None:
+    """Where the first line with an id >= target starts (end when none)."""
+    lo, hi = 0, end
+    while lo < hi:
+        start = m.rfind(b"\n", 0, (lo + hi) // 2) + 1
+        if start < lo:
+            start = lo
+        head = _ID_HEAD.match(m, start, min(start + 32, end))
+        if head is None:
+            return None
+        if int(head[1]) < target:
+            lo = m.find(b"\n", start, end) + 1 or end
+        else:
+            hi = start
+    return lo
 
 
 def field_names(incomplete: str) -> list[str]:

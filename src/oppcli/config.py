@@ -64,6 +64,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "jitter.", ("OPPCLI_COPPER_BACKOFF",), number=float),
     Key("copper.cache_ttl", "Seconds the cached lookup tables (pipelines, users, ...) stay fresh.",
         ("OPPCLI_COPPER_CACHE_TTL",), number=float),
+    Key("copper.timezone", "The Copper account's time zone (an IANA name such as "
+        "America/Los_Angeles, or +HH:MM): Date custom fields are midnights there.",
+        ("OPPCLI_COPPER_TIMEZONE",)),
     Key("copper.concurrency", "Search pages a long search or export keeps in flight at once "
         "(1: one at a time); the rate limit holds whatever it is.",
         ("OPPCLI_COPPER_CONCURRENCY",), number=int),
@@ -111,7 +114,8 @@ def defaults() -> dict[str, Any]:
     return {"backend": "local", "store": str(default_store()), "date_order": "MDY",
             "copper.url": DEFAULT_COPPER_URL, "copper.api_key": None, "copper.user_email": None,
             "copper.rate_limit": 180, "copper.rate_window": 60.0, "copper.timeout": 30.0,
-            "copper.retries": 5, "copper.backoff": 1.0, "copper.cache_ttl": 3600.0, "copper.concurrency": 4}
+            "copper.retries": 5, "copper.backoff": 1.0, "copper.cache_ttl": 3600.0, "copper.concurrency": 4,
+            "copper.timezone": "UTC"}
 
 
 def read_config(path: Path | None = None) -> dict[str, Any]:
@@ -181,8 +185,19 @@ def check_value(key: str, value: str) -> str:
         return low
     if key == "copper.url":
         check_url(value)
+    if key == "copper.timezone":
+        from oppcli.models import parse_timezone
+
+        parse_timezone(value)
+        return value.strip()
     if key == "store":  # absolute, so the store does not depend on the current directory
+        if not value.strip():
+            raise ValidationError("store cannot be empty (it would be the current directory)",
+                                  "give the store directory's path, or `oppcli config unset "
+                                  "store` for the default")
         return str(Path(value).expanduser().resolve())
+    if spec.number is not None:
+        parse_setting_number(key, value)
     return value
 
 
@@ -199,7 +214,19 @@ def parse_setting_number(key: str, value: Any) -> int | float:
         raise ValidationError(f"invalid {key} {value!r}", f"give {noun}") from None
     if number < 0 or (number == 0 and key != "copper.retries") or number != number:
         raise ValidationError(f"invalid {key} {value!r}", "give a positive number")
+    top = NUMBER_LIMITS.get(key)
+    if top is not None and number > top:  # inf, 1e12: an overflow or a wait of centuries
+        raise ValidationError(f"invalid {key} {value!r}: at most {top:g}",
+                              f"give a number from {0 if key == 'copper.retries' else 'above 0'} "
+                              f"to {top:g}")
     return number
+
+
+# The largest sensible value of each numeric key (seconds, counts).
+NUMBER_LIMITS: dict[str, float] = {
+    "copper.rate_limit": 1_000_000, "copper.rate_window": 86_400, "copper.timeout": 3_600,
+    "copper.retries": 100, "copper.backoff": 3_600, "copper.cache_ttl": 31_536_000,
+    "copper.concurrency": 64}
 
 
 def check_url(value: str) -> str:
@@ -242,6 +269,17 @@ class Settings:
     @property
     def date_order(self) -> str:
         return str(self.values["date_order"])
+
+    @property
+    def timezone(self) -> Any:
+        """copper.timezone as a tzinfo; ConfigError naming where a bad value came from."""
+        from oppcli.models import parse_timezone
+
+        try:
+            return parse_timezone(str(self.values.get("copper.timezone") or "UTC"))
+        except ValidationError as exc:
+            raise ConfigError(f"{exc.message} (from {self.source('copper.timezone')})",
+                              exc.hint) from None
 
     def number(self, key: str) -> Any:
         """A numeric setting, checked; ConfigError naming where a bad value came from."""

@@ -6,6 +6,7 @@ Copper backend resolve names the same way. Pure: no I/O.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -69,7 +70,10 @@ def _norm(text: str) -> str:
 class Lookups:
     """Read-only view of the lookup tables with name resolution."""
 
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, data: Mapping[str, Any] | None = None,
+                 tz: dt.tzinfo = dt.UTC) -> None:
+        # The zone Date custom fields are midnights in (copper.timezone; a local store's own).
+        self.tz = tz
         data = data or {}
         self.data: dict[str, list[dict[str, Any]]] = {
             t: list(data.get(t) or []) for t in LOOKUP_TABLES

@@ -94,8 +94,47 @@ def parse_filter_time(text: str, *, end_of_day: bool = False) -> int:
     return int(when.timestamp())
 
 
-def date_to_seconds(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+def date_to_seconds(day: dt.date, tz: dt.tzinfo = UTC) -> int:
+    """Unix seconds of the midnight that starts DAY in the zone TZ (UTC by default): how
+    Copper stores a Date custom field (midnight in the account's time zone)."""
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+def seconds_to_day(value: Any, tz: dt.tzinfo = UTC) -> dt.date | None:
+    """The calendar day, in TZ, of Unix seconds; None for what is not a day from 1 to 9999
+    (a bad value in a record must never stop a listing or an export)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(value, tz).date()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2}):?(\d{2})$", re.I)
+
+
+def parse_timezone(text: str, what: str = "copper.timezone") -> dt.tzinfo:
+    """An IANA zone name (America/Los_Angeles), a fixed offset (+05:30, -08:00) or UTC."""
+    raw = text.strip()
+    if raw.upper() in ("UTC", "Z", "GMT", ""):
+        return UTC
+    m = _OFFSET.match(raw)
+    if m:
+        hours, minutes = int(m[2]), int(m[3])
+        if hours > 18 or minutes > 59:
+            raise ValidationError(f"{what} {text!r} is not an offset", "write e.g. +05:30")
+        delta = dt.timedelta(hours=hours, minutes=minutes)
+        return dt.timezone(-delta if m[1] == "-" else delta)
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(raw)
+    except (ValueError, KeyError, OSError):
+        # (zoneinfo raises ZoneInfoNotFoundError, a KeyError, for an unknown name)
+        raise ValidationError(f"unknown time zone {text!r} for {what}",
+                              "give an IANA name such as America/Los_Angeles or Europe/Paris, "
+                              "or an offset such as +05:30, or UTC") from None
 
 
 # ---- scalar values ------------------------------------------------------------------------
@@ -263,8 +302,8 @@ def cf_from_text(defn: Mapping[str, Any], text: str, lookups: Lookups, date_orde
         return parse_number(text, what)
     if kind == "Checkbox":
         return parse_bool(text, what)
-    if kind == "Date":
-        return date_to_seconds(parse_close_date(text, date_order))
+    if kind == "Date":  # midnight in the account's (or store's) zone, as Copper keeps them
+        return date_to_seconds(parse_close_date(text, date_order), lookups.tz)
     if kind == "Dropdown":
         return lookups.option_id(dict(defn), text)
     if kind == "MultiSelect":

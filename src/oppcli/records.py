@@ -105,16 +105,36 @@ def derive(record: Record, lookups: Lookups) -> Record:
 
 def merge_custom_fields(current: list[Mapping[str, Any]], changes: list[Mapping[str, Any]],
                         lookups: Lookups) -> list[dict[str, Any]]:
-    """Every opportunity definition appears once (null when unset); changes win by id."""
+    """Every opportunity definition appears once (null when unset); changes win by id; the
+    record's own order is kept."""
     values: dict[int, Any] = {}
     for cf in current:
         values[cf["custom_field_definition_id"]] = cf.get("value")
+    dates = {d["id"] for d in lookups.opportunity_fields() if d.get("data_type") == "Date"}
     for cf in changes:
-        values[cf["custom_field_definition_id"]] = cf.get("value")
-    out = [{"custom_field_definition_id": d["id"], "value": values.pop(d["id"], None)}
-           for d in lookups.opportunity_fields()]
-    out.extend({"custom_field_definition_id": k, "value": v} for k, v in values.items())
-    return out
+        ident, value = cf["custom_field_definition_id"], cf.get("value")
+        if ident in dates and _same_day(values.get(ident), value, lookups.tz):
+            continue  # the day it already holds (maybe at another hour): left as it is
+        values[ident] = value
+    # The record's own order first (Copper keeps it per record), then any definition it lacks
+    # in the definitions' order, then values for definitions no longer known.
+    order = [cf["custom_field_definition_id"] for cf in current]
+    order += [d["id"] for d in lookups.opportunity_fields() if d["id"] not in values
+              or d["id"] not in order]
+    order += [k for k in values if k not in order]
+    return [{"custom_field_definition_id": k, "value": values.get(k)}
+            for k in dict.fromkeys(order)]
+
+
+def _same_day(a: Any, b: Any, tz: Any) -> bool:
+    """Two Date custom field values on one calendar day in the zone (a Date is a day: Copper
+    keeps midnight in the account's zone, and some records hold other hours)."""
+    from oppcli.models import seconds_to_day
+
+    if a is None or b is None:
+        return False
+    day = seconds_to_day(a, tz)
+    return day is not None and day == seconds_to_day(b, tz)
 
 
 def apply_changes(current: Mapping[str, Any], changes: Mapping[str, Any], lookups: Lookups) -> Record:
@@ -191,3 +211,58 @@ def refs_to_check(sent: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
     if "pipeline_id" in sent or "pipeline_stage_id" in sent:
         out.update(pipeline_id=new.get("pipeline_id"), pipeline_stage_id=new.get("pipeline_stage_id"))
     return out
+
+
+class ZoneCheck:
+    """Notices when the Date custom fields of records read from Copper are midnights in
+    another zone than copper.timezone (every value the same hours off midnight there), and
+    says once which offset they imply. Looks at the first few hundred values only."""
+
+    LOOK_AT = 200
+
+    def __init__(self, lookups: Lookups) -> None:
+        self.lookups = lookups
+        self.offsets: dict[int, int] = {}
+        self.seen = 0
+        self.said = False
+
+    def look(self, record: Mapping[str, Any]) -> str | None:
+        """A warning to show (once), or None."""
+        if self.said or self.seen >= self.LOOK_AT:
+            return None
+        import datetime as dt
+
+        from oppcli.models import date_to_seconds, seconds_to_day
+
+        dates = {d["id"] for d in self.lookups.opportunity_fields() if d.get("data_type") == "Date"}
+        if not dates:
+            self.seen = self.LOOK_AT
+            return None
+        tz = self.lookups.tz
+        for cf in record.get("custom_fields") or []:
+            value = cf.get("value")
+            if cf.get("custom_field_definition_id") not in dates or isinstance(value, bool) \
+                    or not isinstance(value, (int, float)):
+                continue
+            day = seconds_to_day(value, tz)
+            if day is None:
+                continue
+            off = int(value) - date_to_seconds(day, tz)
+            self.offsets[off] = self.offsets.get(off, 0) + 1
+            self.seen += 1
+        if self.seen < 5 or len(self.offsets) != 1:
+            return None
+        (off,) = self.offsets
+        if off == 0 or off % 900:
+            return None
+        self.said = True
+        # midnight elsewhere = midnight here + off: that zone is `off` seconds behind this one
+        here = dt.datetime.now(tz).utcoffset() or dt.timedelta(0)
+        implied = here - dt.timedelta(seconds=off if off < 43200 else off - 86400)
+        sign = "-" if implied < dt.timedelta(0) else "+"
+        minutes = abs(int(implied.total_seconds())) // 60
+        spelled = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+        return (f"Date custom fields read look like midnights at UTC{spelled}, not in "
+                f"copper.timezone ({tz}): days may show one off; set copper.timezone to the "
+                f"account's zone (e.g. `oppcli config set copper.timezone {spelled}`, or its "
+                "IANA name)")

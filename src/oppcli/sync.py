@@ -38,7 +38,9 @@ def pull(copper: Any, path: Path, *, date_order: str, full: bool = False) -> Pul
 
     started = int(time.time())
     identity = {"source": "copper", "url": copper.client.base,
-                "user_email": copper.client.session.headers.get("X-PW-UserEmail")}
+                "user_email": copper.client.session.headers.get("X-PW-UserEmail"),
+                # the mirror shows Date custom fields as days in the account's zone
+                "timezone": str(getattr(copper, "tz", "UTC"))}
     store: LocalStore | None = None
     since: int | None = None
     if LocalStore.exists(path):

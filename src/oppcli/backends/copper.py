@@ -9,6 +9,7 @@ Lookup tables are cached on disk (LookupCache) so a repeated search by names cos
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import math
 import os
 import random
@@ -53,12 +54,15 @@ MAX_BACKOFF = 60.0
 MAX_BOOKING_AHEAD = 600.0
 AUTH_HINT = ("check copper.api_key and copper.user_email (`oppcli config show`, "
              "`oppcli auth check`); a wrong copper.url path can also answer 401")
-# Lookup tables fetched whole; companies and people are searched by name when needed.
-FETCHED_TABLES = ("pipelines", "users", "customer_sources", "loss_reasons",
-                  "custom_field_definitions")
+MAX_MESSAGE = 300  # characters of the server's own words shown in an error
+FETCHED_KEEP = 256  # records a backend keeps from get() for the update/delete that follows
 
 
 def _stderr(message: str) -> None:
+    if not message.isprintable():  # Copper's text, shown literally
+        from oppcli.output import literal
+
+        message = literal(message)
     print(f"oppcli: {message}", file=sys.stderr)
 
 
@@ -112,6 +116,19 @@ class Pacer:
         self._tokens -= 1
         self._starts.append(start)
         return start - now
+
+
+def pacing_path(directory: Path, api_key: str, user_email: str) -> Path:
+    """The file holding the shared allowance of one Copper account: named after the key's
+    owner and a hash of the key (never the key itself), not after copper.url, since Copper
+    counts requests per key whichever spelling of its address they were sent to (127.0.0.1
+    and localhost, a trailing slash, an upper-case host would otherwise each get a minute's
+    allowance of their own)."""
+    import hashlib
+
+    key_id = hashlib.sha256(api_key.encode()).hexdigest()
+    ident = hashlib.sha256(f"{user_email.strip().casefold()}\n{key_id}".encode()).hexdigest()
+    return directory / f"copper-pacing-{ident[:16]}.json"
 
 
 class SharedPacer(Pacer):
@@ -215,20 +232,52 @@ class _Retry(Exception):
 
 
 def error_message(resp: requests.Response) -> str:
-    """The server's own words: `message`, then `error`, then the raw text. Never assumes JSON."""
-    text = resp.text or ""
+    """The server's own words: `message`, then `error`, then the raw text. Never assumes JSON.
+
+    Always one line: Copper joins several validation problems with line ends ("Invalid input:
+    Validation errors: Name: can't be blank\\nPrimary contact: can't be blank"), shown here
+    joined by "; "."""
     try:
         body = orjson.loads(resp.content)
     except orjson.JSONDecodeError:
         body = None
     if isinstance(body, dict):
-        for key in ("message", "error"):
-            if isinstance(body.get(key), str) and body[key].strip():
-                return body[key].strip()
-    text = " ".join(text.split())
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return text or (resp.reason or f"HTTP {resp.status_code}")
+        text = _body_message(body)
+        if text:
+            return text
+    return one_line(resp.text or "") or (resp.reason or f"HTTP {resp.status_code}")
+
+
+def _body_message(body: Mapping[str, Any]) -> str:
+    """A JSON error body's `message`, else its `error`, as one line ("" when neither)."""
+    for key in ("message", "error"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return one_line(value)
+    return ""
+
+
+def one_line(text: str) -> str:
+    """Text from the server fit for a one-line error: its lines joined by "; ", runs of
+    whitespace made one space, other control characters shown as escapes, cut at
+    MAX_MESSAGE characters."""
+    import unicodedata
+
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    joined = "; ".join(line for line in lines if line)
+    if not joined.isprintable():
+        joined = "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Cf") else ch
+                         for ch in joined)
+    if len(joined) > MAX_MESSAGE:
+        joined = joined[:MAX_MESSAGE] + "..."
+    return joined
+
+
+def _not_found(what: str, message: str) -> NotFoundError:
+    """A 404, with the server's words when they add anything to "not found"."""
+    said = message.replace("_", " ").strip(" .").casefold()
+    detail = "" if said in ("", "not found", "resource not found") else f" ({message})"
+    return NotFoundError(f"{what}: not found{detail}")
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -398,7 +447,7 @@ class HttpClient:
             raise ConfigError(f"Copper refused the credentials ({status}: {error_message(resp)})",
                               AUTH_HINT)
         if status == 404:
-            raise NotFoundError(f"{what}: not found ({error_message(resp)})")
+            raise _not_found(what, error_message(resp))
         if status == 422:
             raise ConflictError(f"Copper rejected {what}: {error_message(resp)}",
                                 "fix the value and try again")
@@ -412,11 +461,11 @@ class HttpClient:
         if isinstance(body, dict) and body.get("success") is False:
             # An error dressed as success: trust the body's own status.
             code = body.get("status")
-            message = body.get("message") or body.get("error") or "no message"
+            message = _body_message(body) or "no message"
             if code in (401, 403):
                 raise ConfigError(f"Copper refused the credentials ({message})", AUTH_HINT)
             if code == 404:
-                raise NotFoundError(f"{what}: not found ({message})")
+                raise _not_found(what, message)
             if code == 422:
                 raise ConflictError(f"Copper rejected {what}: {message}")
             raise _Retry(f"an error in a 200 answer ({message})")
@@ -441,11 +490,12 @@ class CopperLookups(Lookups):
     def __init__(self, backend: CopperBackend) -> None:  # noqa: D107 -- loaded lazily
         self._backend = backend
         self._refreshed = False
+        self.tz = backend.tz
 
     def __getattr__(self, name: str) -> Any:
         if name in ("data", "stages", "_by_id"):
             tables, self._refreshed = self._backend.lookup_tables()
-            Lookups.__init__(self, tables)
+            Lookups.__init__(self, tables, self.tz)
             return self.__dict__[name]
         raise AttributeError(name)
 
@@ -453,7 +503,7 @@ class CopperLookups(Lookups):
         if self._refreshed:
             return False
         tables, _ = self._backend.lookup_tables(refresh=True)
-        Lookups.__init__(self, tables)
+        Lookups.__init__(self, tables, self.tz)
         self._refreshed = True
         return True
 
@@ -496,8 +546,10 @@ class CopperBackend:
     def __init__(self, client: HttpClient, *, date_order: str = "MDY",
                  cache: LookupCache | None = None, refresh: bool = False,
                  notice: Callable[[str], None] = _stderr, window: int | None = None,
-                 concurrency: int = 1) -> None:
+                 concurrency: int = 1, tz: dt.tzinfo = dt.UTC) -> None:
         self.client = client
+        self.tz = tz  # copper.timezone: Date custom fields are midnights there
+        self._zone_check: Any = None
         self.concurrency = max(1, int(concurrency))
         self._pool: _PagePool | None = None
         self._date_order = date_order
@@ -508,8 +560,10 @@ class CopperBackend:
         # What the last search found about itself (complete? repeats?): sync pull reads it.
         self.last_search = SearchReport()
         self._lookups: CopperLookups | None = None
-        # Records fetched by this command, so an update that the command prepared with a GET
-        # (to read the record's pipeline) does not fetch it a second time.
+        # Records fetched by this command, so an update or delete that the command prepared
+        # with a GET (to read the record's pipeline, or check it exists) does not fetch it a
+        # second time. Taken out when used; at most FETCHED_KEEP (the oldest go first), so an
+        # import or dry run that reads thousands of deals does not keep them all.
         self._fetched: dict[int, Record] = {}
 
     @classmethod
@@ -538,7 +592,7 @@ class CopperBackend:
                                   "HTTP header cannot carry (a line end, a pasted quote?)",
                                   "set it again without them")
         cache = LookupCache.for_settings(settings)
-        pacer = SharedPacer(cache.path.with_name(cache.path.name.replace("lookups", "pacing")),
+        pacer = SharedPacer(pacing_path(cache.path.parent, key, email),
                             settings.number("copper.rate_limit"),
                             settings.number("copper.rate_window"),
                             log=lambda m: _stderr(f"debug: {m}") if debug else None)
@@ -546,7 +600,7 @@ class CopperBackend:
                             retries=settings.number("copper.retries"),
                             backoff=settings.number("copper.backoff"), pacer=pacer, debug=debug)
         return cls(client, date_order=settings.date_order, cache=cache, refresh=refresh,
-                   concurrency=settings.number("copper.concurrency"))
+                   concurrency=settings.number("copper.concurrency"), tz=settings.timezone)
 
     def describe(self) -> str:
         """The account: one URL serves every Copper account, so the user names it."""
@@ -622,7 +676,12 @@ class CopperBackend:
             page += 1
 
     def whoami(self) -> dict[str, Any]:
-        body = self.client.call("GET", "/users/me", what="GET /users/me").body
+        try:
+            body = self.client.call("GET", "/users/me", what="GET /users/me").body
+        except NotFoundError as exc:
+            # Every account has /users/me: a 404 means copper.url does not lead to the API.
+            raise NotFoundError(exc.message, f"is copper.url right? it is {_shown_url(self.client.base)}"
+                                " (Copper's is https://api.copper.com/developer_api/v1)") from None
         if not isinstance(body, dict):
             raise ServiceError("GET /users/me did not answer with a user object")
         return body
@@ -633,6 +692,27 @@ class CopperBackend:
             raise ServiceError(f"{what}: Copper's answer is not an opportunity")
         return normalise(body)
 
+    def _zone_seen(self, records: Iterable[Record]) -> Iterator[Record]:
+        """Records as they come, each shown to the time-zone check (a warning, once, when the
+        Date custom fields are midnights in another zone than copper.timezone)."""
+        from oppcli.records import ZoneCheck
+
+        for record in records:
+            check = self._zone_check
+            if check is None:
+                # Only when the lookups are loaded anyway (dates shown as days, names): JSON
+                # output needs none, and is not made to fetch them for this.
+                loaded = self._lookups is not None and "data" in self._lookups.__dict__
+                if not loaded:
+                    yield record
+                    continue
+                check = self._zone_check = ZoneCheck(self.lookups())
+            if not check.said and check.seen < check.LOOK_AT:
+                message = check.look(record)
+                if message:
+                    self.notice(f"warning: {message}")
+            yield record
+
     def get(self, opp_id: int) -> Record:
         try:
             body = self.client.call("GET", f"/opportunities/{opp_id}",
@@ -641,7 +721,10 @@ class CopperBackend:
             raise NotFoundError(f"no opportunity with id {opp_id}",
                                 "`oppcli list` or `oppcli search` shows the ids") from None
         record = self._record(body, f"GET opportunity {opp_id}")
+        self._fetched.pop(opp_id, None)  # (re-inserted: the newest)
         self._fetched[opp_id] = record
+        while len(self._fetched) > FETCHED_KEEP:
+            del self._fetched[next(iter(self._fetched))]
         return record
 
     def create(self, payload: Mapping[str, Any]) -> Record:
@@ -657,7 +740,10 @@ class CopperBackend:
 
     def update(self, opp_id: int, changes: Mapping[str, Any],
                current: Record | None = None) -> Record:
-        current = current or self._fetched.pop(opp_id, None) or self.get(opp_id)
+        fetched = self._fetched.pop(opp_id, None)  # used now (or superseded by `current`)
+        if current is None:
+            current = fetched if fetched is not None else self.get(opp_id)
+            self._fetched.pop(opp_id, None)
         self.last_before = current
         lookups = self.lookups()
         new = apply_changes(current, changes, lookups)
@@ -677,6 +763,9 @@ class CopperBackend:
         todo = list(dict.fromkeys(ids))
         for n, opp_id in enumerate(todo):
             try:
+                before = self._fetched.pop(opp_id, None)
+                if before is None:  # not fetched, or one of more than FETCHED_KEEP: read it now
+                    before = self._before_delete(opp_id)
                 self._delete_one(opp_id)
             except OppcliError as exc:
                 if not done:
@@ -687,8 +776,17 @@ class CopperBackend:
                     f"({exc}); not deleted: {left}", "run the delete again for those",
                     done=done) from None
             # The record as the command fetched it before deleting (for the audit log).
-            done.append(self._fetched.pop(opp_id, {}) or {"id": opp_id})
+            done.append(before or {"id": opp_id})
         return done
+
+    def _before_delete(self, opp_id: int) -> Record | None:
+        """The record about to be deleted, for the audit log (None when it is gone already)."""
+        try:
+            record = self.get(opp_id)
+        except NotFoundError:
+            return None
+        self._fetched.pop(opp_id, None)
+        return record
 
     def _delete_one(self, opp_id: int) -> None:
         what = f"delete opportunity {opp_id}"
@@ -715,21 +813,33 @@ class CopperBackend:
         check = client.compile(self._date_order) if client.has_filters() else None
         if query.sort_by not in F.COPPER_SORT:  # sorted here, so every match is fetched first
             key = query.sort_value(self._date_order)
-            hits = [(key(r), int(r["id"]), r) for r in self._windows(server, PAGE_SIZE, None)
+            hits = [(key(r), int(r["id"]), r)
+                    for r in self._zone_seen(self._windows(server, PAGE_SIZE, None))
                     if check is None or check(r)]
             yield from (r for _, _, r in order(hits, query.descending)[:query.limit])
             return
+        # Missing values sort last either way, by id, as on the local store (query.order). Copper
+        # puts deals without a value first when ascending: those are held back and given after
+        # every deal with one. (Full pages then: the held ones may fill the first pages.)
+        value_of = query.sort_value(self._date_order) if F.BY_NAME[query.sort_by].nullable else None
+        held: list[Record] = []
         page_size = PAGE_SIZE
-        if check is None and query.limit is not None:
+        if check is None and value_of is None and query.limit is not None:
             page_size = max(1, min(PAGE_SIZE, query.limit))
         found = 0
-        for record in self._windows(server, page_size, query.limit if check is None else None):
+        for record in self._zone_seen(self._windows(server, page_size,
+                                                    query.limit if check is None else None)):
             if check is not None and not check(record):
+                continue
+            if value_of is not None and value_of(record) is None:
+                held.append(record)
                 continue
             yield record
             found += 1
             if query.limit is not None and found >= query.limit:
                 return
+        held.sort(key=lambda r: int(r["id"]), reverse=query.descending)
+        yield from held[:None if query.limit is None else query.limit - found]
 
     def _windows(self, query: Query, page_size: int, want: int | None) -> Iterator[Record]:
         """Every record of the search, in order, each id once.
@@ -1007,6 +1117,16 @@ def normalise(record: Mapping[str, Any]) -> Record:
     out: Record = dict.fromkeys(F.FIELD_NAMES)
     out.update(record)
     return out
+
+
+def _shown_url(url: str) -> str:
+    """The URL without any user:password@ it may hold, to show in a message."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _header_safe(text: str) -> bool:

@@ -281,6 +281,24 @@ class LocalStore:
     def date_order(self) -> str:
         return str(self.meta.get("date_order") or "MDY")
 
+    def timezone(self) -> Any:
+        """The zone the store's Date custom fields are midnights in: meta.json's "timezone"
+        (`init --timezone`; a mirror takes copper.timezone), UTC when absent."""
+        from oppcli.models import parse_timezone
+
+        mirror = self.meta.get("mirror")
+        zone = self.meta.get("timezone") or (mirror.get("timezone") if isinstance(mirror, dict)
+                                             else None)
+        if not zone:
+            import datetime as dt
+
+            return dt.UTC
+        try:
+            return parse_timezone(str(zone), f"{META} timezone")
+        except UsageError as exc:
+            raise StoreError(exc.message, "fix meta.json's timezone (an IANA name or +HH:MM)"
+                             ) from None
+
     def lookups(self) -> Lookups:
         if self._lookups is None:
             data = self._read_json(self.path / LOOKUPS)
@@ -288,7 +306,7 @@ class LocalStore:
             if problem:
                 raise StoreError(f"{self.path / LOOKUPS} is corrupt ({problem})",
                                  "restore it from a backup; oppcli leaves it untouched")
-            self._lookups = Lookups(data)
+            self._lookups = Lookups(data, self.timezone())
         return self._lookups
 
     def _open_data(self) -> BinaryIO:
@@ -642,6 +660,14 @@ class LocalStore:
             if not ascending:
                 self._index(f, strict=False)  # refuses duplicates
         return max(next_id, top + 1, last + 1), ascending
+
+    def in_id_order(self) -> bool:
+        """Whether the data file is known to be in id order, each id once (meta's data_stamp
+        matches it: oppcli wrote it last), without reading it."""
+        try:
+            return self._stamped(os.stat(self.data_path))
+        except OSError:
+            return False
 
     def _stamped(self, st: os.stat_result) -> bool:
         """The data file is as oppcli left it (meta's data_stamp): in id order, each id once,

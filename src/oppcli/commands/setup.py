@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -19,6 +19,10 @@ from oppcli.errors import UsageError
 # ---- init -----------------------------------------------------------------------------------
 def init(
     sample: Annotated[bool, typer.Option("--sample", help="Fill the new store with demo data.")] = False,
+    timezone: Annotated[Optional[str], typer.Option(
+        "--timezone", help="The store's time zone (an IANA name such as Europe/Paris, or "
+        "+HH:MM; default UTC): Date custom fields are midnights there, as in a Copper account.",
+        metavar="ZONE")] = None,
 ) -> None:
     """Create the local store (at --store, OPPCLI_STORE, the profile's store or the default).
 
@@ -39,9 +43,15 @@ def init(
         count = sum(1 for _ in store.scan())
         err(f"a store already exists at {path} ({count} opportunities); left unchanged")
         return
+    extra = {}
+    if timezone is not None:
+        from oppcli.models import parse_timezone
+
+        parse_timezone(timezone, "--timezone")
+        extra["timezone"] = timezone.strip()
     records = sample_records(date_order=settings.date_order) if sample else []
     LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS if sample else DEFAULT_LOOKUPS,
-                            date_order=settings.date_order, records=records)
+                            date_order=settings.date_order, records=records, extra=extra)
     what = f" with {len(records)} sample opportunities" if sample else ""
     err(f"created a store at {path}{what}")
 
