@@ -21,7 +21,8 @@ BY_ID = {r["id"]: r for r in RECORDS}
 DEFINITIONS = SAMPLE_LOOKUPS["custom_field_definitions"]
 NEWEST_FIRST = sorted(RECORDS, key=lambda r: (r["date_modified"], r["id"]), reverse=True)
 PLAIN_COLUMNS = [n for n in F.FIELD_NAMES if n != "custom_fields"]
-CSV_HEADER = PLAIN_COLUMNS + [f"cf:{d['name']}" for d in DEFINITIONS]
+# The read-only extras are always columns, between the fields and the cf: columns.
+CSV_HEADER = PLAIN_COLUMNS + list(F.EXTRA_NAMES) + [f"cf:{d['name']}" for d in DEFINITIONS]
 
 
 def option_name(definition: dict[str, Any], option_id: int) -> str:
@@ -42,6 +43,7 @@ def expected_cells(record: dict[str, Any]) -> list[str]:
             cells.append(";".join(value))
         else:
             cells.append(str(value))
+    cells += ["" if record.get(n) is None else str(record[n]) for n in F.EXTRA_NAMES]  # none here
     values = {c["custom_field_definition_id"]: c["value"] for c in record["custom_fields"]}
     for d in DEFINITIONS:
         value = values.get(d["id"])
@@ -310,7 +312,7 @@ def test_fields_project_csv_and_tsv(run, ro_sample):
 def test_fields_custom_fields_in_csv_become_one_column_per_definition(run, ro_sample):
     rows = csv_rows(run("show", "1002", "--fields", "id,custom_fields", "-o", "csv").stdout)
     assert rows[0] == ["id"] + [f"cf:{d['name']}" for d in DEFINITIONS]
-    assert rows[1] == ["1002"] + expected_cells(BY_ID[1002])[len(PLAIN_COLUMNS):]
+    assert rows[1] == ["1002"] + expected_cells(BY_ID[1002])[len(PLAIN_COLUMNS) + len(F.EXTRAS):]
 
 
 def test_fields_project_table(run, ro_sample):

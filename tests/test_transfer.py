@@ -535,7 +535,8 @@ def test_a_state_file_of_another_copper_account_exits_3(run, copper, monkeypatch
 # ---- 4. CSV -------------------------------------------------------------------------------------
 def test_csv_has_the_documented_fixed_columns(run, be):
     header = csv_rows(export_bytes(run, be, "-o", "csv"))[0]
-    assert header == [n for n in F.FIELD_NAMES if n != "custom_fields"] + CF_HEADERS
+    assert header == [n for n in F.FIELD_NAMES if n != "custom_fields"] + list(F.EXTRA_NAMES) \
+        + CF_HEADERS
     # --fields keeps its order; custom_fields expands in place.
     header = csv_rows(export_bytes(run, be, "-o", "csv", "--fields", "tags,custom_fields,id"))[0]
     assert header == ["tags", *CF_HEADERS, "id"]

@@ -280,3 +280,37 @@ def test_any_text_renders_at_any_width_without_raw_controls(monkeypatch, text, c
     monkeypatch.setenv("COLUMNS", str(columns))
     for what, out in render_everything(text).items():
         assert not raw_controls(out), (what, out)
+
+
+# ---- the last human-facing outputs: config show, auth check, notices; shared stage names ----
+def test_config_show_table_shows_a_value_with_markup_literally(run, tmp_path):
+    run("config", "set", "copper.user_email", "ada [/] [red]x@example.com")
+    r = run("config", "show", "-o", "table")
+    assert "[/] [red]x" in r.stdout and "MarkupError" not in r.stderr
+
+
+def test_auth_check_shows_the_users_name_literally(run, copper):
+    for user in copper.lookups["users"]:
+        if user["email"] == "ada.park@example.com":
+            user["name"] = "Ada \x1b]0;pwned\x07 Park"
+    r = run("auth", "check", "-o", "table")
+    assert "\x1b" not in r.stdout and "\\x1b]0;pwned\\x07" in r.stdout
+
+
+def test_an_error_from_the_account_never_reaches_the_terminal_raw(run, sample, tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"name": "x", "primary_contact_id": 601, "bogus\\u001b[2J": 1}\n')
+    r = run("import", str(path), expect=7)
+    assert "\x1b" not in r.stderr and "\\x1b[2J" in r.stderr
+
+
+def test_a_stage_name_two_pipelines_share_shows_with_its_pipeline(run, sample, store_path):
+    lookups = orjson.loads((store_path / "lookups.json").read_bytes())
+    pipes = lookups["pipelines"]
+    shared = pipes[0]["stages"][0]["name"]
+    pipes[1]["stages"][0]["name"] = shared
+    (store_path / "lookups.json").write_bytes(orjson.dumps(lookups))
+    stage_id = pipes[0]["stages"][0]["id"]
+    deal = next(d for d in run.json("list", "--all") if d["pipeline_stage_id"] == stage_id)
+    r = run("show", str(deal["id"]), "-o", "table")
+    assert f"{pipes[0]['name']}/{shared}" in r.stdout

@@ -116,6 +116,27 @@ PASSTHROUGH: frozenset[str] = frozenset({
     "interaction_count", "date_stage_changed", "date_last_contacted", "leads_converted_from",
     "date_lead_created", "converted_unit", "converted_value", "monetary_unit",
 })
+# Kinds only the extras have.
+MONEY_TEXT = "money_text"  # a decimal number written as a string: converted_value, "250000.0"
+LEAD_CONVERSIONS = "lead_conversions"  # [{"lead_id": N, "converted_timestamp": Unix seconds}]
+# The extras (PASSTHROUGH) in Copper's own order, with the kind of their value: how `show`
+# displays them, the CSV/TSV columns export always writes (after the fields, before the cf:
+# columns) and how import reads such a cell back. Not FIELDS: not --fields or --sort names,
+# never sent to Copper.
+EXTRAS: tuple[Field, ...] = (
+    Field("interaction_count", INT, "Interactions logged with the deal.", writable=False),
+    Field("monetary_unit", STR, "Currency of monetary_value, e.g. USD.", writable=False),
+    Field("converted_unit", STR, "Currency of converted_value, e.g. USD.", writable=False),
+    Field("converted_value", MONEY_TEXT, 'The value in converted_unit, a string: "250000.0".',
+          writable=False),
+    Field("date_stage_changed", TIMESTAMP, "Stage last changed, Unix seconds.", writable=False),
+    Field("date_last_contacted", TIMESTAMP, "Last contacted, Unix seconds.", writable=False),
+    Field("leads_converted_from", LEAD_CONVERSIONS,
+          "Leads the deal was converted from: [{lead_id, converted_timestamp}].", writable=False),
+    Field("date_lead_created", TIMESTAMP, "Its lead was created, Unix seconds.", writable=False),
+)
+EXTRA_BY_NAME: dict[str, Field] = {f.name: f for f in EXTRAS}
+EXTRA_NAMES: tuple[str, ...] = tuple(f.name for f in EXTRAS)
 # The default columns of list/search tables, in reading order.
 TABLE_DEFAULT: tuple[str, ...] = ("id", "name", "status", "pipeline_stage_id", "monetary_value",
                                   "win_probability", "close_date", "priority", "assignee_id")
@@ -124,10 +145,9 @@ TABLE_DEFAULT: tuple[str, ...] = ("id", "name", "status", "pipeline_stage_id", "
 LOOKUP_TABLES = ("pipelines", "users", "customer_sources", "loss_reasons",
                  "custom_field_definitions", "companies", "people")
 
-# Custom field data types (Copper's names) and the JSON type of their value.
+# Custom field data types (Copper's names) whose value is text, and those whose value is a number.
 CF_TEXT_TYPES = ("String", "Text", "URL")
 CF_NUMBER_TYPES = ("Float", "Percentage", "Currency")
-CF_TYPES = CF_TEXT_TYPES + CF_NUMBER_TYPES + ("Checkbox", "Date", "Dropdown", "MultiSelect")
 
 
 def parse_field_list(text: str) -> list[str]:

@@ -7,9 +7,11 @@ Rules (documented in the README):
 - jsonl: one compact record per line, streamed as records arrive.
 - csv/tsv: a header row; null is an empty cell; tags are joined with ";"; custom fields become
   one column each, headed "cf:<definition name>", holding option names, ISO dates and
-  true/false; ids stay ids. In CSV a text cell starting with = + - @ (or tab/CR) gets a leading
-  ' so a spreadsheet does not run it (--raw turns that off). In TSV, backslash, tab, newline and
-  carriage return inside a cell are written as \\\\, \\t, \\n, \\r.
+  true/false; ids stay ids. The read-only extras (F.EXTRAS) are always columns, between the
+  fields and the cf: columns: numbers as digits, leads_converted_from as JSON text. In CSV a
+  text cell starting with = + - @ (or tab/CR) gets a leading ' so a spreadsheet does not run
+  it (--raw turns that off). In TSV, backslash, tab, newline and carriage return inside a cell
+  are written as \\\\, \\t, \\n, \\r.
 - tables (list, show, history, lookups): text is shown literally, never read as Rich markup;
   control characters, DEL, C1 controls, invisible format characters (Unicode Cf) and line
   separators are shown as escapes (visible()). Ids, money and dates are never cut; text is
@@ -22,14 +24,14 @@ import csv
 import datetime as dt
 import re
 import sys
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import orjson
 
 from oppcli import fields as F
 from oppcli.lookups import Lookups
-from oppcli.models import stored_close_date
+from oppcli.models import seconds_to_day, stored_close_date
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 TAG_SEPARATOR = ";"
@@ -63,18 +65,26 @@ class Context:
     def display(self, name: str, value: Any, *, with_id: bool = False) -> str:
         if value is None:
             return ""
-        fld = F.BY_NAME.get(name)
+        fld = F.BY_NAME.get(name) or F.EXTRA_BY_NAME.get(name)
         kind = fld.kind if fld else F.STR
         if kind == F.REF and fld and fld.lookup:
             label = self.lookups.name_of(fld.lookup, value)
             if label is None:
                 return str(value)
+            if fld.lookup == "stages" and label.casefold() in self._shared_stage_names():
+                stage = self.lookups.get("stages", value) or {}
+                label = f"{stage.get('pipeline_name')}/{label}"  # two pipelines' "Negotiation"
             return f"{label} ({value})" if with_id else label
         if kind == F.DATE:
             day = stored_close_date(value, self.date_order)
             return day.isoformat() if day else str(value)
-        if kind == F.TIMESTAMP and isinstance(value, (int, float)):
-            return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if kind == F.TIMESTAMP and _number(value):
+            when = _utc(value)
+            return when.strftime("%Y-%m-%d %H:%M UTC") if when else str(value)
+        if kind == F.MONEY_TEXT and isinstance(value, str):
+            return _money_text(value)
+        if kind == F.LEAD_CONVERSIONS and isinstance(value, list):
+            return ", ".join(_lead_conversion(item) for item in value)
         if kind == F.MONEY and isinstance(value, (int, float)):
             if isinstance(value, float) and not value.is_integer():
                 return f"{value:,.2f}"
@@ -85,7 +95,19 @@ class Context:
             return "; ".join(f"{n}={v}" for n, v in self.custom_cells(value) if v != "")
         if isinstance(value, bool):
             return "yes" if value else "no"
+        if isinstance(value, (list, dict)):
+            return _json_text(value)  # an unknown extra's list or object: JSON, not a repr
         return str(value)
+
+    def _shared_stage_names(self) -> set[str]:
+        """Stage names that more than one pipeline has: shown as Pipeline/Stage."""
+        shared = getattr(self, "_shared", None)
+        if shared is None:
+            seen: dict[str, set[Any]] = {}
+            for stage in self.lookups.stages:
+                seen.setdefault(str(stage["name"]).casefold(), set()).add(stage["pipeline_id"])
+            shared = self._shared = {n for n, pipes in seen.items() if len(pipes) > 1}
+        return shared
 
     def custom_cells(self, values: list[Any]) -> list[tuple[str, str]]:
         """(definition name, readable value) for each custom field of a record."""
@@ -106,12 +128,62 @@ class Context:
             return self.lookups.option_name(defn, value)
         if defn and kind == "MultiSelect" and isinstance(value, list):
             return TAG_SEPARATOR.join(self.lookups.option_name(defn, v) for v in value)
-        if kind == "Date" and isinstance(value, (int, float)):
-            return dt.datetime.fromtimestamp(value, dt.UTC).date().isoformat()
+        if kind == "Date" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            day = seconds_to_day(value, self.lookups.tz)  # in the account's (store's) zone
+            return day.isoformat() if day is not None else str(value)  # never a crash
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, list):
             return TAG_SEPARATOR.join(map(str, value))
+        return str(value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _utc(seconds: float) -> dt.datetime | None:
+    """Unix seconds as a UTC date-time; None when out of range (a hand-edited record)."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _money_text(text: str) -> str:
+    """A decimal number written as a string ("250000.0"), shown as money is: 250,000."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        return text
+    if not amount.is_finite():
+        return text
+    if amount == amount.to_integral_value():
+        return f"{int(amount):,}"
+    return f"{amount:,.2f}"
+
+
+def _lead_conversion(item: Any) -> str:
+    """One entry of leads_converted_from: "lead 9 on 2023-07-22" (the date in UTC)."""
+    if not isinstance(item, dict) or "lead_id" not in item:
+        return _json_text(item)
+    text = f"lead {_json_text(item['lead_id'])}"
+    stamp = item.get("converted_timestamp")
+    when = _utc(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
+    if when is not None:
+        return f"{text} on {when.date().isoformat()}"
+    return text if stamp is None else f"{text} on {_json_text(stamp)}"
+
+
+def _json_text(value: Any) -> str:
+    """A value as JSON text (a string stays itself); str() when JSON cannot hold it."""
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
         return str(value)
 
 
@@ -146,8 +218,14 @@ def write_jsonl(records: Iterable[Record | bytes], out: IO[bytes],
 
 
 def csv_columns(names: Sequence[str] | None, ctx: Context) -> list[tuple[str, Any]]:
-    """(header, field name or custom field definition) for each column."""
-    chosen = list(names) if names else list(F.FIELD_NAMES)
+    """(header, field name or custom field definition) for each column. Without `names`:
+    every field, then every extra (F.EXTRAS, whether or not a record has it: export streams,
+    so the header cannot wait to see the records), then the cf: columns."""
+    if names:
+        chosen = list(names)
+    else:
+        chosen = [n for n in F.FIELD_NAMES if n != "custom_fields"]
+        chosen += [*F.EXTRA_NAMES, "custom_fields"]
     cols: list[tuple[str, Any]] = []
     for n in chosen:
         if n == "custom_fields":
@@ -304,7 +382,8 @@ def _console(stream: IO[str], width: int | None = None) -> Any:
 
 # Kinds shown whole in every table, whatever the width: ids, amounts, dates and the short
 # words of enums, percentages and yes/no. Text (names, labels, tags, details) may be cut.
-WHOLE_KINDS = frozenset({F.INT, F.MONEY, F.DATE, F.TIMESTAMP, F.PERCENT, F.ENUM, F.BOOL})
+WHOLE_KINDS = frozenset({F.INT, F.MONEY, F.MONEY_TEXT, F.DATE, F.TIMESTAMP, F.PERCENT, F.ENUM,
+                         F.BOOL})
 TEXT_COMFORT = 24  # text is not squeezed below this while a default column can still go
 TEXT_MIN = 8  # nor below this at all (nor below its heading, nor below a number inside it)
 _NUMBER = re.compile(r"(?<!\S)\(?[0-9][0-9,.]*\)?(?!\S)")
@@ -509,9 +588,13 @@ def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None
                 add(cf_name, cf_value)
             continue
         add(n, ctx.display(n, value, with_id=True), F.BY_NAME[n].kind in WHOLE_KINDS)
-    extras = [k for k in record if k not in F.BY_NAME] if not names else []
-    for k in extras:
-        add(str(k), "" if record[k] is None else str(record[k]))
+    if not names:  # the extras the record has (none is invented): Copper's order, then others
+        for fld in F.EXTRAS:
+            if fld.name in record:
+                add(fld.name, ctx.display(fld.name, record[fld.name]), fld.kind in WHOLE_KINDS)
+        for k in record:
+            if k not in F.BY_NAME and k not in F.EXTRA_BY_NAME:
+                add(str(k), ctx.display(str(k), record[k]))
     _print_table(out, [_Col("field", labels), _Col("value", values, atoms=whole)], wrap=True,
                  show_header=False, first_bold=True)
 
@@ -556,6 +639,14 @@ def write_lookup_tables(lookups: Lookups, tables: Sequence[str], out: IO[str]) -
             details.append(visible(detail))
         _print_table(out, [_Col("id", ids, whole=True), _Col("name", names_),
                            _Col("detail", details)], wrap=True, boxed=True, title=name)
+
+
+def write_settings_table(rows: Sequence[Mapping[str, Any]], title: str, out: IO[str]) -> None:
+    """`config show`: key, value and where it came from, shown literally."""
+    cols = [_Col("key", [visible(str(r["key"])) for r in rows], whole=True),
+            _Col("value", [visible("" if r["value"] is None else str(r["value"])) for r in rows]),
+            _Col("source", [visible(str(r["source"])) for r in rows])]
+    _print_table(out, cols, wrap=True, boxed=True, title=visible(title))
 
 
 # ---- the entry points commands use --------------------------------------------------------

@@ -370,7 +370,7 @@ def read_input(data: bytes, fmt: str) -> InputFile:
                     rows.append(Row(where, cells, None, f"{len(cells)} cells for "
                                     f"{len(header)} columns"))
                     continue
-                rows.append(Row(where, cells, dict(zip(header, cells, strict=True))))
+                rows.append(_table_row(where, cells, header, neutralised=True))
         except csv.Error as exc:
             raise ValidationError(f"cannot read the CSV at line {reader.line_num} ({exc})") from None
         return InputFile("csv", rows, header)
@@ -409,8 +409,22 @@ def _read_tsv(data: bytes) -> InputFile:
             rows.append(Row(f"line {n}", cells, None, f"{len(cells)} cells for "
                             f"{len(header)} columns"))
             continue
-        rows.append(Row(f"line {n}", cells, dict(zip(header, cells, strict=True))))
+        rows.append(_table_row(f"line {n}", cells, header, neutralised=False))
     return InputFile("tsv", rows, header)
+
+
+def _table_row(where: str, cells: list[str], header: list[str], *, neutralised: bool) -> Row:
+    """A CSV or TSV row: its cells by column, the extras' already read back to their JSON
+    types (csv_extras; an empty one left out), so the importer gives a local create what a
+    JSON row would."""
+    cells_by_column = dict(zip(header, cells, strict=True))
+    try:
+        extras = csv_extras(cells_by_column, neutralised=neutralised)
+    except ValidationError as exc:
+        return Row(where, cells, None, str(exc))
+    values: dict[str, Any] = {k: v for k, v in cells_by_column.items() if k not in F.EXTRA_BY_NAME}
+    values.update(extras)
+    return Row(where, cells, values)
 
 
 def _json_row(where: str, item: Any, raw: bytes | None = None) -> Row:
@@ -470,11 +484,13 @@ def unknown_rows_bytes(source: InputFile, rows: list[Row], since: int | None = N
     return failed_rows_bytes(source, marked)
 
 
-def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
+def csv_payload(values: Mapping[str, Any], lookups: Lookups, date_order: str,
                 *, neutralised: bool = True) -> tuple[int | None, dict[str, Any]]:
-    """(id, payload) from a CSV row with export's columns. Read-only columns are ignored;
-    an empty cell is null; tags split on ";"; cf:NAME columns hold option names, ISO dates,
-    true/false, numbers or text. Unknown columns are an error (a typo would lose data).
+    """(id, payload) from a CSV row with export's columns (cells as text; the extras' as
+    read_input gives them, already read by csv_extras). Read-only columns are ignored, the
+    extras' too; an empty cell is null; tags split on ";"; cf:NAME columns hold option names,
+    ISO dates, true/false, numbers or text. Unknown columns are an error (a typo would lose
+    data).
     `neutralised`: CSV cells had a ' put before a leading = + - @ (TSV cells are raw)."""
     from oppcli.models import cf_from_text, from_text, parse_int, unique
 
@@ -484,6 +500,8 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
     custom: list[dict[str, Any]] = []
     opp_id: int | None = None
     for column, cell in values.items():
+        if column in F.EXTRA_BY_NAME:
+            continue  # read-only: Copper owns them (a local create keeps them: _table_row)
         text = unneutralise(cell.strip())
         if column.startswith(CF_PREFIX):
             defn = lookups.custom_field(column[len(CF_PREFIX):])
@@ -525,6 +543,37 @@ def csv_payload(values: Mapping[str, str], lookups: Lookups, date_order: str,
 
 def _same(text: str) -> str:
     return text
+
+
+def csv_extras(values: Mapping[str, str], *, neutralised: bool = True) -> dict[str, Any]:
+    """The read-only extras (F.EXTRAS) of a CSV or TSV row, read back to their JSON types as
+    export wrote them: digits -> a number, leads_converted_from's JSON text -> its list, other
+    text as it is. An empty cell is left out: CSV cannot tell null from a key the record
+    lacks, and a deal created from the row then gets what the store gives any new deal.
+    read_input applies it to every row, so the importer's create on the local store keeps a
+    restored record's extras; an unreadable cell is a ValidationError (the row fails alone)."""
+    unneutralise = _unneutralise if neutralised else _same
+    out: dict[str, Any] = {}
+    for column, cell in values.items():
+        fld = F.EXTRA_BY_NAME.get(column)
+        if fld is None:
+            continue
+        text = unneutralise(cell)
+        if not text.strip():
+            continue
+        if fld.kind in (F.INT, F.TIMESTAMP, F.LEAD_CONVERSIONS):
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                value = None
+            wanted = (list,) if fld.kind == F.LEAD_CONVERSIONS else (int, float)
+            if type(value) not in wanted:
+                what = "a JSON list" if list in wanted else "a number"
+                raise ValidationError(f"{column} must be {what}, got {cell!r}")
+            out[column] = value
+        else:
+            out[column] = text  # monetary_unit, converted_unit, converted_value: strings
+    return out
 
 
 def json_payload(values: Mapping[str, Any], lookups: Lookups, date_order: str,

@@ -89,15 +89,10 @@ def config_show(output: SmallOutputOpt = None) -> None:
              "source": settings.source(k)} for k in KEYS]
     fmt = output_format(output, ("table", "json"))
     if fmt == "table":
-        from rich.console import Console
-        from rich.table import Table
+        from oppcli.output import write_settings_table
 
-        t = Table(title=f"profile {settings.profile} ({settings.config_file})", title_justify="left")
-        for col in ("key", "value", "source"):
-            t.add_column(col)
-        for r in rows:
-            t.add_row(r["key"], "" if r["value"] is None else str(r["value"]), r["source"])
-        Console(highlight=False).print(t)
+        write_settings_table(rows, f"profile {settings.profile} ({settings.config_file})",
+                             sys.stdout)
         return
     doc = {"profile": settings.profile, "config_file": str(settings.config_file),
            "settings": {r["key"]: r["value"] for r in rows},
@@ -199,4 +194,7 @@ def auth_check(output: SmallOutputOpt = None) -> None:
         sys.stdout.write(orjson.dumps(user).decode() + "\n")
         return
     email = f" <{user['email']}>" if user.get("email") else ""
-    print(f"{user.get('name', '?')}{email}, user id {user.get('id')}, at {backend.client.base}")
+    from oppcli.output import literal
+
+    print(literal(f"{user.get('name', '?')}{email}, user id {user.get('id')}, at "
+                  f"{backend.client.base}"))  # the account's text, shown literally
