@@ -100,7 +100,8 @@ from typing import Any
 
 import orjson
 
-from oppcli.backends.local import DATA, META, LocalStore, atomic_write, dump_line
+from oppcli.backends.local import DATA, META, LocalStore, _stamp, atomic_write, dump_line
+from oppcli.fields import EXTRA_NAMES
 from oppcli.sample import BASE_TIME, SAMPLE_LOOKUPS
 
 SEED = 20260101
@@ -328,13 +329,17 @@ CSV_FIELDS = ["id", "name", "assignee_id", "close_date", "company_id", "company_
 
 def jq_csv_program(lk: dict[str, Any]) -> str:
     """A jq program (for jq -rn) writing the CSV `oppcli export -o csv` writes: the fields in
-    order, tags joined by ";", then one cf:NAME column per custom field, option ids as names."""
+    order, tags joined by ";", the read-only extras, then one cf:NAME column per custom field,
+    option ids as names."""
     defs = [d for d in lk["custom_field_definitions"]
             if "opportunity" in (d.get("available_on") or ["opportunity"])]
-    headers = CSV_FIELDS + [f"cf:{d['name']}" for d in defs]
+    headers = CSV_FIELDS + list(EXTRA_NAMES) + [f"cf:{d['name']}" for d in defs]
     options = {str(d["id"]): {str(o["id"]): o["name"] for o in d.get("options") or []}
                for d in defs if d.get("data_type") in ("Dropdown", "MultiSelect")}
     cells = [".tags // [] | join(\";\")" if f == "tags" else f".{f}" for f in CSV_FIELDS]
+    # then the read-only extras, always (leads_converted_from as compact JSON)
+    cells += [f"(.{f} | if . == null then null else tojson end)" if f == "leads_converted_from"
+              else f".{f}" for f in EXTRA_NAMES]
     for d in defs:
         ref = f'$cf["{d["id"]}"]'
         if d.get("data_type") == "Dropdown":
@@ -607,6 +612,9 @@ def build(path: Path, count: int, lk: dict[str, Any], plan: list[Search],
     os.replace(tmp, path / DATA)
     meta = orjson.loads((path / META).read_bytes())
     meta["next_id"] = last + 1 if count else 1
+    # The data file as oppcli would leave it (in id order): create keeps appending without
+    # reading it, as in a store oppcli wrote itself.
+    meta["data_stamp"] = _stamp(os.stat(path / DATA))
     atomic_write(path / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     return Store(count, path, expected)
 
@@ -621,8 +629,11 @@ def check_writer(tmp: Path, lk: dict[str, Any], plan: list[Search]) -> None:
         if (mine / name).read_bytes() != (theirs / name).read_bytes():
             raise Broken(f"the benchmark's store writer and LocalStore.create_store differ on {name}")
     m, t = (orjson.loads((p / META).read_bytes()) for p in (mine, theirs))
-    m.pop("created", None)
-    t.pop("created", None)
+    for p, header in ((mine, m), (theirs, t)):
+        header.pop("created", None)
+        # the stamps differ (times, inodes), but each must vouch for its own data file
+        if header.pop("data_stamp", None) != _stamp(os.stat(p / DATA)):
+            raise Broken(f"the store header at {p} does not vouch for its data file")
     if m != t:
         raise Broken(f"the benchmark's store header differs from create_store's: {m} vs {t}")
     shutil.rmtree(mine)

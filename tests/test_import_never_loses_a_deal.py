@@ -422,3 +422,70 @@ def test_two_imports_by_name_at_once_create_each_deal_once(run, sample, tmp_path
         assert proc.returncode == 0, err
     deals = run.json("search", "--name-contains", "row-", "--all")
     assert sorted(d["name"] for d in deals) == names  # each once, none twice
+
+
+def test_the_json_report_names_the_rows_done_before_copper_refused_the_key(run, copper, tmp_path):
+    copper.fail("/opportunities$", method="POST", times=2)  # the first two pass
+    copper.fail("/opportunities$", method="POST", status=401, times=None)
+    path, _ = _rows_file(tmp_path, 5)
+    r = run("import", str(path), "-o", "json", expect=3)
+    report = orjson.loads(r.stdout)
+    assert [x["action"] for x in report] == ["created", "created", "not tried", "not tried",
+                                             "not tried"]
+    left = _lines((tmp_path / "rows.failed.jsonl").read_bytes())
+    assert [x["name"] for x in left] == ["row-00002", "row-00003", "row-00004"]
+
+
+def test_a_row_finished_while_a_signal_was_held_is_reported_before_the_stop(run, sample, tmp_path,
+                                                                            monkeypatch):
+    from oppcli.backends.local import LocalStore
+
+    original = LocalStore.create
+    made = []
+
+    def create(self, payload, **options):
+        record = original(self, payload, **options)
+        made.append(record["id"])
+        if len(made) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # lands while row 2 is being written
+        return record
+
+    monkeypatch.setattr(LocalStore, "create", create)
+    path, _ = _rows_file(tmp_path, 5)
+    r = run("import", str(path), "-o", "jsonl", expect=130)
+    lines = _lines(r.stdout)
+    assert [x["action"] for x in lines] == ["created", "created", "not tried", "not tried",
+                                            "not tried"]
+    assert [x["id"] for x in lines[:2]] == made
+
+
+def test_running_the_failed_rows_never_matches_a_deal_the_first_run_made(run, tmp_path,
+                                                                         monkeypatch):
+    """Row 1 (id 1001, unknown) becomes 1037; row 2 (id 1037) fails on a bad date. Fixed and
+    run again, row 2 must not update deal 1037: it was made by the first run for row 1."""
+    monkeypatch.setenv("OPPCLI_STORE", str(tmp_path / "s"))
+    _emptied_sample(run)
+    path = tmp_path / "two.jsonl"
+    path.write_bytes(_jsonl([{"id": 1001, "name": "First", "primary_contact_id": 601},
+                             {"id": 1037, "name": "Second", "primary_contact_id": 602,
+                              "close_date": "13/45/2026"}]))
+    report = orjson.loads(run("import", str(path), "-o", "json", expect=7).stdout)
+    assert report[0]["id"] == 1037
+    failed = tmp_path / "two.failed.jsonl"
+    (row,) = _lines(failed.read_bytes())
+    assert isinstance(row["oppcli_import_started"], int)
+    failed.write_bytes(failed.read_bytes().replace(b"13/45/2026", b"1/2/2026"))
+    (again,) = orjson.loads(run("import", str(failed), "-o", "json").stdout)
+    assert again["action"] == "created" and again["id"] != 1037
+    assert sorted(d["name"] for d in run.json("list", "--all")) == ["First", "Second"]
+
+
+def test_a_failed_row_that_matched_an_older_deal_still_updates_it_when_run_again(run, sample,
+                                                                                 tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(_jsonl([{"id": 1002, "monetary_value": 5, "close_date": "13/45/2026"}]))
+    run("import", str(path), expect=7)
+    failed = tmp_path / "rows.failed.jsonl"
+    failed.write_bytes(failed.read_bytes().replace(b"13/45/2026", b"1/2/2026"))
+    (again,) = orjson.loads(run("import", str(failed), "-o", "json").stdout)
+    assert again["action"] == "updated" and again["id"] == 1002

@@ -61,7 +61,10 @@ def test_an_interrupted_import_keeps_the_rows_not_done(run, sample, tmp_path, mo
     r = run("--backend", "local", "import", str(rows), expect=130)
     assert "interrupted at line 5" in r.stderr
     left = (tmp_path / "rows.failed.csv").read_text().splitlines()
-    assert left == ["name,primary_contact_id", "deal 3,601", "deal 4,601", "deal 5,601"]
+    # (each row now also carries when the import started: oppcli_import_started)
+    assert [",".join(x.split(",")[:2]) for x in left] == \
+        ["name,primary_contact_id", "deal 3,601", "deal 4,601", "deal 5,601"]
+    assert left[0].split(",")[2:] == ["oppcli_import_started"]
     monkeypatch.setattr(importing.Importer, "one", original)
     run("--backend", "local", "import", str(tmp_path / "rows.failed.csv"))
     names = [x["name"] for x in run.json("--backend", "local", "search", "--name-contains", "deal ")]

@@ -165,3 +165,11 @@ def test_an_update_puts_only_the_custom_field_it_changes(run, copper):
     before = len([q for q in copper.requests if q.method == "PUT"])
     run("update", "1001", "--custom-field", "Competitors=Initech,Globex")  # the same set
     assert len([q for q in copper.requests if q.method == "PUT"]) == before
+
+
+@pytest.mark.parametrize("args", [["list", "--limit", "9223372036854775808"],
+                                  ["search", "--limit", "99999999999999999999"],
+                                  ["export", "--overlap", "99999999999999999999"]])
+def test_a_number_too_large_for_an_option_is_a_usage_error(run, sample, args):
+    r = run(*args, expect=2)
+    assert "range" in r.stderr and "unexpected" not in r.stderr

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +362,6 @@ LOCK_TIMEOUT = 30.0
 def config_locked(path: Path | None = None) -> Iterator[Path]:
     """Hold an exclusive flock on `config.toml.lock` beside the config file for a
     read-modify-write of it, so two `config set` at once both land; yields the config path."""
-    import fcntl
 
     path = path or config_path()
     lock = path.with_name(path.name + ".lock")
@@ -374,18 +372,11 @@ def config_locked(path: Path | None = None) -> Iterator[Path]:
         raise ConfigError(f"cannot lock config {path}: {exc.strerror}",
                           "check the directory's permissions") from exc
     try:
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        delay = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ConfigError(f"config {path} stayed locked by another oppcli for "
-                                      f"{LOCK_TIMEOUT:g}s", f"try again; {lock} is the lock") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
+        from oppcli.locking import flock_within
+
+        if not flock_within(fd, LOCK_TIMEOUT):
+            raise ConfigError(f"config {path} stayed locked by another oppcli for "
+                              f"{LOCK_TIMEOUT:g}s", f"try again; {lock} is the lock")
         yield path
     finally:
         os.close(fd)  # releases the lock

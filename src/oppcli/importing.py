@@ -25,14 +25,15 @@ from oppcli.output import literal
 from oppcli.query import Query
 from oppcli.records import apply_changes, changed_fields, check_refs, refs_to_check
 from oppcli.transfer import (
+    STARTED,
     UNCONFIRMED,
     InputFile,
     Row,
     can_create_in,
     csv_payload,
     detect_format,
-    failed_rows_bytes,
     json_payload,
+    marked_rows_bytes,
     read_input,
     unknown_rows_bytes,
     write_new_file,
@@ -111,6 +112,7 @@ def run(data: bytes, name: str, *, fmt: str | None, match: str, on_conflict: str
                     results.append(result)
                     done_upto = n + 1
                 _report(result, report)
+                held.check()  # a signal held while the row was written: stop, now it is said
         except BaseException as exc:
             stopped = exc
         finally:
@@ -269,8 +271,8 @@ class Leftovers:
         parts = []
         try:
             if failed:
-                self.saved_failed = write_new_file(self.failed_path,
-                                                   failed_rows_bytes(self.source, failed))
+                self.saved_failed = write_new_file(self.failed_path, marked_rows_bytes(
+                    self.source, failed, {STARTED: int(self.started)}))
                 parts.append(f"the {len(failed)} rows not imported are in {self.saved_failed}")
             if unknown:
                 self.saved_unknown = write_new_file(self.unknown_path,
@@ -301,6 +303,24 @@ def _failed_path(name: str, fmt: str) -> Path:
         return Path(f"oppcli-import-failed-{stamp}.{fmt}")
     path = Path(name)
     return path.with_name(f"{path.stem}.failed{path.suffix or '.' + fmt}")
+
+
+def _seconds(value: Any, what: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise E.ValidationError(f"{what} must be Unix seconds, got {value!r}") from None
+
+
+def _made_since(record: Record, started: int, remote: bool) -> bool:
+    """Whether a deal was created at or after `started` (by the import a row is left from).
+    Copper stamps by its own clock: a minute's slack there."""
+    made = record.get("date_created")
+    if not isinstance(made, int | float) or isinstance(made, bool):
+        return False
+    return made >= started - (60 if remote else 0)
 
 
 def _holds(record: Record, payload: Record) -> bool:
@@ -335,6 +355,7 @@ class Importer:
         next_id = getattr(backend, "next_id", None)
         self.first_new_id: int | None = next_id() if next_id is not None else None
         self.writing = False  # inside a backend write: an interruption leaves it unknown
+        self.row_started: int | None = None  # the row's STARTED mark, from a failed-rows file
         exclusive = getattr(backend, "exclusive", None)
         self._exclusive = exclusive if exclusive is not None else contextlib.nullcontext
 
@@ -380,6 +401,7 @@ class Importer:
 
     def _payload(self, values: dict[str, Any]) -> tuple[int | None, Record, int | None]:
         values = dict(values)
+        self.row_started = _seconds(values.pop(STARTED, None), STARTED)
         mark = values.pop(UNCONFIRMED, None)
         unconfirmed = None
         if mark not in (None, ""):
@@ -401,9 +423,13 @@ class Importer:
             if self.first_new_id is not None and opp_id >= self.first_new_id:
                 return None  # the store had not issued it when the import started
             try:
-                return self.backend.get(opp_id)  # type: ignore[no-any-return]
+                found: Record = self.backend.get(opp_id)
             except E.NotFoundError:
                 return None  # an id from another store: created anew
+            if self.row_started is not None and _made_since(found, self.row_started,
+                                                            self.first_new_id is None):
+                return None  # made by the run this row is left from, or later: not this row's
+            return found
         name = payload.get("name")
         if not name:
             raise E.ValidationError("--match name needs a name in every row")

@@ -55,7 +55,9 @@ def output_closed(exc: BaseException) -> bool:
 
 
 class Held:
-    """`with Held() as held:` installs the handlers; `with held.unit():` marks a unit of work.
+    """`with Held() as held:` installs the handlers; `with held.unit():` marks a unit of
+    work; `held.check()` after it (once its outcome is reported) raises a signal that came
+    meanwhile.
 
     Used from the main thread only (signal handlers can be set nowhere else); elsewhere it does
     nothing and signals act as usual."""
@@ -110,9 +112,9 @@ class _Unit:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
+        # A signal held during the unit is raised by the caller's held.check(), once it has
+        # reported the unit (a row done is said to be done before the run stops).
         self.held.in_unit = False
-        if kind is None:
-            self.held.check()
 
 
 class ignored:  # noqa: N801 -- used like contextlib's lower-case helpers

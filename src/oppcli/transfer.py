@@ -193,12 +193,9 @@ def write_new_file(path: Path, data: bytes) -> Path:
                         os.fsync(out.fileno())
                 except FileExistsError:
                     continue
-            with contextlib.suppress(OSError):
-                dfd = os.open(directory, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+            from oppcli.backends.local import _fsync_dir
+
+            _fsync_dir(directory)
             return target
         raise FileExistsError(f"{path} and 9,999 numbered variants exist")
     finally:
@@ -457,31 +454,50 @@ def failed_rows_bytes(source: InputFile, failed: list[Row]) -> bytes:
 UNCONFIRMED = "oppcli_unconfirmed_since"
 
 
-def unknown_rows_bytes(source: InputFile, rows: list[Row], since: int | None = None) -> bytes:
-    """Rows whose write may have happened, in the input's format, each marked UNCONFIRMED."""
-    mark = int(time.time() if since is None else since) - 60
+# The column (CSV, TSV) or key (JSON) every row written to a failed-rows or unknown-rows file
+# carries: when the import that could not finish it started. A row's id then matches only a
+# deal made before that (never one that import, or a later one, created for another row).
+STARTED = "oppcli_import_started"
+
+
+def marked_rows_bytes(source: InputFile, rows: list[Row], marks: Mapping[str, int]) -> bytes:
+    """Rows to run again, in the input's format, each carrying `marks` (a mark a row already
+    holds, from an earlier run, is kept: it is the earlier). A row that could not be read is
+    written as it was."""
     if source.fmt in ("csv", "tsv"):
         header = list(source.header)
         cells_of = [list(r.raw) for r in rows]
-        if UNCONFIRMED in header:
-            at = header.index(UNCONFIRMED)
-            for cells in cells_of:
-                if not cells[at].strip():
-                    cells[at] = str(mark)
-        else:
-            header.append(UNCONFIRMED)
-            for cells in cells_of:
-                cells.append(str(mark))
+        for key, mark in marks.items():
+            if key in header:
+                at = header.index(key)
+                for cells in cells_of:
+                    if at < len(cells) and not str(cells[at]).strip():
+                        cells[at] = str(mark)
+            else:
+                header.append(key)
+                for cells in cells_of:
+                    cells.append(str(mark))
         table = InputFile(source.fmt, [Row(r.where, c, None) for r, c in zip(rows, cells_of,
                                                                           strict=True)], header)
         return failed_rows_bytes(table, table.rows)
     marked = []
     for r in rows:
-        values = dict(r.values or {})
-        values.setdefault(UNCONFIRMED, mark)
+        if r.values is None:
+            marked.append(r)
+            continue
+        values = dict(r.values)
+        for key, mark in marks.items():
+            values.setdefault(key, mark)
         marked.append(Row(r.where, orjson.dumps(values) if source.fmt == "jsonl" else values,
                           values))
     return failed_rows_bytes(source, marked)
+
+
+def unknown_rows_bytes(source: InputFile, rows: list[Row], since: int | None = None) -> bytes:
+    """Rows whose write may have happened, in the input's format, each marked UNCONFIRMED
+    (and STARTED)."""
+    started = int(time.time() if since is None else since)
+    return marked_rows_bytes(source, rows, {STARTED: started, UNCONFIRMED: started - 60})
 
 
 def csv_payload(values: Mapping[str, Any], lookups: Lookups, date_order: str,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import itertools
 import operator
 import os
@@ -49,6 +48,7 @@ import orjson
 from oppcli import fields as F
 from oppcli.backends.base import describe_local
 from oppcli.errors import ConflictError, NotFoundError, ServiceError, StoreError, UsageError
+from oppcli.locking import flock_within
 from oppcli.lookups import Lookups, lookups_problem
 from oppcli.models import check_create, check_date_order
 from oppcli.query import NONE_ID, Query, order
@@ -558,20 +558,10 @@ class LocalStore:
             raise _os_error(exc, lock_path, "lock") from exc
         try:
             timeout = lock_timeout()
-            deadline = time.monotonic() + timeout
-            delay = 0.002
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ServiceError(f"the store {self.path} stayed locked by another "
-                                           f"process for {timeout:g}s",
-                                           "try again when the other oppcli has finished"
-                                           ) from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
+            if not flock_within(fd, timeout):
+                raise ServiceError(f"the store {self.path} stayed locked by another process "
+                                   f"for {timeout:g}s", "try again when the other oppcli has "
+                                   "finished")
             self._lock_depth = 1
             try:
                 # Another process may have changed the header while we waited.

@@ -34,7 +34,8 @@ AscOpt = Annotated[Optional[bool], typer.Option(
     "--asc/--desc", help="Sort direction (default: ascending with --sort, else newest first).",
     show_default=False)]
 LimitOpt = Annotated[Optional[int], typer.Option(
-    "--limit", "-n", min=0, help="Return at most N opportunities in total.", metavar="N")]
+    "--limit", "-n", min=0, max=2**63 - 1, help="Return at most N opportunities in total.",
+    metavar="N")]
 AllOpt = Annotated[bool, typer.Option(
     "--all", help=f"Every match, also in a terminal table (which otherwise shows {TABLE_CAP}).")]
 

@@ -81,7 +81,7 @@ def export(
         "and export only what changed since, on the next run. Updated only after a "
         "successful export.", metavar="FILE")] = None,
     overlap: Annotated[int, typer.Option(
-        "--overlap", min=0, help="Seconds before the remembered point to read again, so "
+        "--overlap", min=0, max=315_360_000, help="Seconds before the remembered point to read again, so "
         "records sharing a timestamp (or committed late) are never missed; records already "
         "exported and unchanged are not written twice.", metavar="SECONDS")] = 60,
     fail_empty: Annotated[bool, typer.Option(
