@@ -283,7 +283,8 @@ def test_show_table_lists_every_field_and_custom_fields_by_name(run, ro_sample):
     for label, value in expected.items():
         assert re.search(rf"^\s*{label}\s+{value}\s*$", out, re.M), (label, value, out)
     assert re.search(r"^\s*assignee_id\s+Ada Park \(101\)\s*$", out, re.M)
-    assert re.search(r"^\s*pipeline_stage_id\s+Qualified \(11\)\s*$", out, re.M)
+    # "Qualified" is a stage of both sample pipelines: show names which one (was: Qualified (11))
+    assert re.search(r"^\s*pipeline_stage_id\s+Sales/Qualified \(11\)\s*$", out, re.M)
 
 
 # ---- --fields ---------------------------------------------------------------------------------

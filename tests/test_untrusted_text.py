@@ -304,7 +304,8 @@ def test_an_error_from_the_account_never_reaches_the_terminal_raw(run, sample, t
     assert "\x1b" not in r.stderr and "\\x1b[2J" in r.stderr
 
 
-def test_a_stage_name_two_pipelines_share_shows_with_its_pipeline(run, sample, store_path):
+def test_a_stage_name_two_pipelines_share_shows_with_its_pipeline_in_show(run, sample,
+                                                                         store_path):
     lookups = orjson.loads((store_path / "lookups.json").read_bytes())
     pipes = lookups["pipelines"]
     shared = pipes[0]["stages"][0]["name"]

@@ -71,7 +71,8 @@ class Context:
             label = self.lookups.name_of(fld.lookup, value)
             if label is None:
                 return str(value)
-            if fld.lookup == "stages" and label.casefold() in self._shared_stage_names():
+            if with_id and fld.lookup == "stages" and \
+                    label.casefold() in self._shared_stage_names():
                 stage = self.lookups.get("stages", value) or {}
                 label = f"{stage.get('pipeline_name')}/{label}"  # two pipelines' "Negotiation"
             return f"{label} ({value})" if with_id else label
