@@ -147,26 +147,17 @@ def build_query(opts: SearchOptions, lookups: Lookups, date_order: str) -> Query
         q.close_min = date_to_seconds(parse_close_date(opts.close_after, date_order))
     if opts.close_before is not None:
         q.close_max = date_to_seconds(parse_close_date(opts.close_before, date_order)) + 86399
-    if opts.created_after is not None:
-        q.created_min = parse_filter_time(opts.created_after)
-    if opts.created_before is not None:
-        q.created_max = parse_filter_time(opts.created_before, end_of_day=True)
-    if opts.modified_after is not None:
-        q.modified_min = parse_filter_time(opts.modified_after)
-    if opts.modified_before is not None:
-        q.modified_max = parse_filter_time(opts.modified_before, end_of_day=True)
+    # Time filters: NAME_after from the start of its day, NAME_before to the end of its day.
+    for name in ("created", "modified", "contacted", "stage_changed"):
+        after, before = getattr(opts, f"{name}_after"), getattr(opts, f"{name}_before")
+        if after is not None:
+            setattr(q, f"{name}_min", parse_filter_time(after))
+        if before is not None:
+            setattr(q, f"{name}_max", parse_filter_time(before, end_of_day=True))
     if opts.min_interactions is not None:
         q.interactions_min = parse_int(opts.min_interactions, "--min-interactions")
     if opts.max_interactions is not None:
         q.interactions_max = parse_int(opts.max_interactions, "--max-interactions")
-    if opts.contacted_after is not None:
-        q.contacted_min = parse_filter_time(opts.contacted_after)
-    if opts.contacted_before is not None:
-        q.contacted_max = parse_filter_time(opts.contacted_before, end_of_day=True)
-    if opts.stage_changed_after is not None:
-        q.stage_changed_min = parse_filter_time(opts.stage_changed_after)
-    if opts.stage_changed_before is not None:
-        q.stage_changed_max = parse_filter_time(opts.stage_changed_before, end_of_day=True)
     for pair, lo, hi in (("value", q.min_value, q.max_value), ("close", q.close_min, q.close_max),
                          ("created", q.created_min, q.created_max),
                          ("modified", q.modified_min, q.modified_max),
