@@ -137,9 +137,14 @@ def _report(result: Result, report: str) -> None:
 
 def _print_json(results: list[Result], untried: list[Row] | None = None) -> None:
     out = [r.as_json() for r in results]
-    out += [{"row": row.where, "action": "not tried", "id": None} for row in untried or []]
+    out += [_not_tried(row) for row in untried or []]
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
     sys.stdout.flush()
+
+
+def _not_tried(row: Row) -> dict[str, Any]:
+    """A row the run stopped before, as the json and jsonl reports give it."""
+    return {"row": row.where, "action": "not tried", "id": None}
 
 
 def _say(message: str) -> None:
@@ -193,8 +198,7 @@ def _stopped(exc: BaseException, results: list[Result], untried: list[Row], repo
     elif report == "jsonl":
         with contextlib.suppress(OSError, ValueError):
             for row in untried:
-                sys.stdout.write(orjson.dumps({"row": row.where, "action": "not tried",
-                                               "id": None}).decode() + "\n")
+                sys.stdout.write(orjson.dumps(_not_tried(row)).decode() + "\n")
             sys.stdout.flush()
     if isinstance(exc, Stop | KeyboardInterrupt):
         why = "interrupted" if code == E.INTERRUPTED else "terminated"
@@ -498,14 +502,19 @@ class Importer:
         if row_id is not None:
             self.by_row_id[row_id] = record["id"]
 
+    def _like(self, payload: Record, since: int) -> list[Record]:
+        """Deals created since `since` (Unix seconds) that hold the row's values and that this
+        run did not make for another row: what a create whose outcome is unknown left."""
+        query = Query(name=str(payload.get("name") or ""), created_min=since, sort_by="id",
+                      descending=False)
+        return [h for h in self.backend.search(query)
+                if h["id"] not in self.created_ids and _holds(h, payload)]
+
     def _made_anyway(self, payload: Record, since: float) -> Record | str:
         """After a create whose answer was lost: the deal, if it was made since `since`; else
         why that is not known."""
         try:
-            hits = [h for h in self.backend.search(Query(name=str(payload["name"]),
-                                                         created_min=int(since) - 5,
-                                                         sort_by="id", descending=False))
-                    if h["id"] not in self.created_ids and _holds(h, payload)]
+            hits = self._like(payload, int(since) - 5)
         except OppcliError as exc:
             return f"the search to find out whether it was made failed too ({exc.message})"
         if len(hits) == 1:
@@ -520,10 +529,7 @@ class Importer:
         if self.dry_run:
             return None
         try:
-            hits = [h for h in self.backend.search(Query(name=str(payload.get("name") or ""),
-                                                         created_min=since, sort_by="id",
-                                                         descending=False))
-                    if h["id"] not in self.created_ids and _holds(h, payload)]
+            hits = self._like(payload, since)
         except OppcliError as exc:
             if isinstance(exc, E.ServiceError | E.ConfigError):
                 raise
