@@ -1,4 +1,4 @@
-from oppcli.cli import main
+from oppcli.cli.app import main
 
 if __name__ == "__main__":
     main()

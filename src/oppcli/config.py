@@ -37,7 +37,7 @@ class Key:
     env: tuple[str, ...]
     choices: tuple[str, ...] = ()
     secret: bool = False
-    number: type | None = None  # int or float: a positive number
+    number: type[int] | type[float] | None = None  # int or float: a positive number
 
 
 KEYS: dict[str, Key] = {k.name: k for k in (
@@ -174,7 +174,7 @@ def _flatten(profile: Mapping[str, Any]) -> dict[str, Any]:
 def check_value(key: str, value: str) -> str:
     spec = KEYS[key]
     if key == "date_order":
-        from oppcli.models import check_date_order
+        from oppcli.domain.values import check_date_order
 
         return check_date_order(value)
     if spec.choices:
@@ -185,7 +185,7 @@ def check_value(key: str, value: str) -> str:
     if key == "copper.url":
         check_url(value)
     if key == "copper.timezone":
-        from oppcli.models import parse_timezone
+        from oppcli.domain.values import parse_timezone
 
         parse_timezone(value)
         return value.strip()
@@ -272,7 +272,7 @@ class Settings:
     @property
     def timezone(self) -> Any:
         """copper.timezone as a tzinfo; ConfigError naming where a bad value came from."""
-        from oppcli.models import parse_timezone
+        from oppcli.domain.values import parse_timezone
 
         try:
             return parse_timezone(str(self.values.get("copper.timezone") or "UTC"))
@@ -343,7 +343,7 @@ def load_settings(*, profile: str | None = None, flags: Mapping[str, Any] | None
 def write_config(doc: Mapping[str, Any], path: Path | None = None) -> Path:
     import tomli_w
 
-    from oppcli.backends.local import atomic_write
+    from oppcli.util.files import atomic_write
 
     path = path or config_path()
     try:
@@ -372,7 +372,7 @@ def config_locked(path: Path | None = None) -> Iterator[Path]:
         raise ConfigError(f"cannot lock config {path}: {exc.strerror}",
                           "check the directory's permissions") from exc
     try:
-        from oppcli.locking import flock_within
+        from oppcli.util.locks import flock_within
 
         if not flock_within(fd, LOCK_TIMEOUT):
             raise ConfigError(f"config {path} stayed locked by another oppcli for "

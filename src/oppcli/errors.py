@@ -21,6 +21,8 @@ TERMINATED = 143  # SIGTERM
 class OppcliError(Exception):
     """Base of every error oppcli reports to the user as one line with an exit code."""
 
+    prefix = "error: "  # how the entry point introduces the message
+
     exit_code = UNEXPECTED
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -94,3 +96,10 @@ class OutputClosed(OppcliError):
     advanced."""
 
     exit_code = OUTPUT_CLOSED
+
+
+class Declined(UsageError):
+    """A person answered no to a confirmation (exit 2): nothing was changed. Reported as its
+    message alone ("nothing deleted"), not as an error."""
+
+    prefix = ""

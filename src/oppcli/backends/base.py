@@ -1,11 +1,14 @@
 """The Backend protocol every data source implements, and the factory that picks one.
 
-Commands talk only to this interface: they never open files or make HTTP requests.
+The library (oppcli.api, oppcli.ops) talks only to this interface: it never opens the store's
+files or makes HTTP requests itself. mypy checks it strictly (pyproject [[tool.mypy.overrides]]).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,29 +16,75 @@ from oppcli.errors import ConfigError
 
 if TYPE_CHECKING:
     from oppcli.config import Settings
-    from oppcli.lookups import Lookups
-    from oppcli.query import Query
+    from oppcli.domain.lookups import Lookups
+    from oppcli.domain.query import Query
 
 Record = dict[str, Any]
+Notice = Callable[[str], None]  # where a backend reports what a person should know (io.Streams)
+
+
+class SearchReport:
+    """What a search found about itself: whether its pass was provably complete (a paging
+    method that an edit or delete meanwhile can make skip a record, or a window that cut it,
+    makes it not), and the lowest date_modified among newer versions left out as repeats.
+    The local store's searches are always complete."""
+
+    def __init__(self) -> None:
+        self.complete = True
+        self.problems: list[str] = []
+        self.repeats = 0
+        self.earliest_repeat: int | None = None
+
+    def repeated(self, record: Mapping[str, Any]) -> None:
+        self.repeats += 1
+        stamp = record.get("date_modified")
+        if isinstance(stamp, int) and not isinstance(stamp, bool) and (
+                self.earliest_repeat is None or stamp < self.earliest_repeat):
+            self.earliest_repeat = stamp
 
 
 class Backend(Protocol):
+    """Everything the library asks of a data source. Callers never probe for more."""
+
+    #: "local" or "copper": what the audit log and export state record.
     name: str
+    #: The order a whole-table stream comes fastest in: (field, descending). Export and sync
+    #: stream in it, so an interrupted run can resume from a high-water mark.
+    stream_order: tuple[str, bool]
+    #: The record as it was before the latest update(): what the audit log records as "before".
+    last_before: Record | None
 
     def describe(self) -> str:
         """Where the data lives, for messages ("local store /path")."""
+        ...
 
     def lookups(self) -> Lookups:
         """Pipelines with stages, users, sources, loss reasons, custom field definitions..."""
+        ...
 
     def date_order(self) -> str:
         """MDY or DMY: the order close_date strings are written in."""
+        ...
+
+    def timezone(self) -> dt.tzinfo:
+        """The zone Date custom fields are midnights in (copper.timezone; the store's)."""
+        ...
+
+    def check_writable(self) -> None:
+        """Raise (StoreError, ConfigError) before a change that could not be written."""
+        ...
 
     def get(self, opp_id: int) -> Record:
         """One opportunity; NotFoundError when there is none."""
+        ...
 
-    def create(self, payload: Mapping[str, Any]) -> Record:
-        """Create from checked field values; returns the stored record with its id."""
+    def create(self, payload: Mapping[str, Any], *, keep_id: int | None = None) -> Record:
+        """Create from checked field values; returns the stored record with its id.
+
+        `keep_id`: give the deal this id (only where next_id() is not None, and only an id
+        at or past it); a backend that issues its own ids raises UsageError.
+        """
+        ...
 
     def update(self, opp_id: int, changes: Mapping[str, Any],
                current: Record | None = None) -> Record:
@@ -44,34 +93,64 @@ class Backend(Protocol):
         `current`: the record as the caller just read it, so a remote backend need not fetch
         it again (the local store reads it under its lock anyway).
 
-        `changes["tags"]` may be a models.TagEdit, applied to the current tags.
+        `changes["tags"]` may be a domain.values.TagEdit, applied to the current tags.
         `changes["custom_fields"]` lists only the definitions to change.
         """
+        ...
 
     def delete(self, ids: list[int]) -> list[Record]:
         """Delete all or nothing: NotFoundError, before deleting any, if one id is unknown."""
+        ...
 
     def search(self, query: Query) -> Iterator[Record]:
         """Matching records in the query's order, at most query.limit of them, streamed."""
+        ...
+
+    def search_raw(self, query: Query) -> Iterator[Record | bytes]:
+        """search(), each record as the backend holds it: the local store's JSON line (bytes,
+        unparsed: the fast path for JSON output) or a record."""
+        ...
+
+    def search_report(self) -> SearchReport:
+        """What the latest search found about itself (complete? repeats left out?)."""
+        ...
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold off every other writer while a check and the write it decides are made (the
+        local store's lock; Copper's API has none, so there it holds nothing)."""
+        ...
+
+    def next_id(self) -> int | None:
+        """The id the next create gets; None where the service issues ids (Copper)."""
+        ...
+
+    def record_confirmed_create(self, record: Record) -> None:
+        """A create whose answer was lost, found made after all. The audit wrapper records it
+        like any create; a backend itself has nothing to do."""
+        ...
 
 
-def open_backend(settings: Settings, *, debug: bool = False, refresh: bool = False) -> Backend:
+def open_backend(settings: Settings, *, debug: bool = False, refresh: bool = False,
+                 notice: Notice | None = None) -> Backend:
     """The backend the settings select; raises ConfigError naming where the choice came from.
 
-    `debug` logs each Copper request to stderr; `refresh` re-fetches Copper's lookup tables.
+    `debug` logs each Copper request through `notice`; `refresh` re-fetches Copper's lookup
+    tables; `notice` receives what a person should know (a warning, a debug line).
     """
     kind = settings.backend
     if kind == "local":
         from oppcli.backends.local import LocalStore
 
-        return LocalStore.open(settings.store_path)
+        store = LocalStore.open(settings.store_path)
+        if notice is not None:
+            store.warn = lambda message: notice(f"warning: {message}")
+        return store
     if kind == "copper":
         from oppcli.backends.copper import CopperBackend
 
-        return CopperBackend.from_settings(settings, debug=debug, refresh=refresh)
+        return CopperBackend.from_settings(settings, debug=debug, refresh=refresh, notice=notice)
     raise ConfigError(f"unknown backend {kind!r} (from {settings.source('backend')})",
                       "valid backends: local, copper")
-
 
 
 def describe_local(path: Path) -> str:

@@ -1,0 +1,303 @@
+"""The library: a Session over one backend, with every operation the CLI offers.
+
+    import oppcli
+    with oppcli.connect(store="~/deals") as s:          # or backend="copper", profile="work"
+        for deal in s.search(status="Open", stage="Sales/Negotiation", min_value=50000):
+            print(deal["id"], deal["name"])
+        d = s.create(name="Acme - Pilot", primary_contact="Nancy Davolio", monetary_value=12000)
+        s.update(d["id"], stage="Sales/Presentation", add_tags=["hot"])
+        s.delete(d["id"])
+        s.undo()
+
+Keywords are the CLI's flag names with underscores (domain/options.py declares them once);
+a repeatable flag also takes its plural as a list. Errors are oppcli.errors.OppcliError
+subclasses carrying the exit code the CLI would use. Every write goes through the audit log,
+exactly as from the CLI. The session never prints: it returns values, and reports what a
+person should know through its Streams (io.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from oppcli.domain import options as O
+from oppcli.errors import ConflictError, NotFoundError, UsageError
+from oppcli.io import Streams
+
+if TYPE_CHECKING:
+    from oppcli.config import Settings
+    from oppcli.domain.lookups import Lookups
+    from oppcli.domain.query import Query
+    from oppcli.ops.audit import Audited, AuditLog
+    from oppcli.ops.sync import PullResult
+    from oppcli.ops.undo import UndoResult
+
+Record = dict[str, Any]
+
+
+def connect(*, store: str | Path | None = None, backend: str | None = None,
+            profile: str | None = None, refresh: bool = False, debug: bool = False,
+            streams: Streams | None = None) -> Session:
+    """A Session on the selected backend: `store` (a local store directory), `backend`
+    ("local" or "copper"), `profile` (from the config file); the same precedence as the CLI
+    (argument > OPPCLI_* environment > profile > defaults). Nothing is opened until used."""
+    return Session(store=store, backend=backend, profile=profile, refresh=refresh, debug=debug,
+                   streams=streams)
+
+
+class Session:
+    def __init__(self, *, store: str | Path | None = None, backend: str | None = None,
+                 profile: str | None = None, refresh: bool = False, debug: bool = False,
+                 streams: Streams | None = None) -> None:
+        self.flags: dict[str, Any] = {"store": str(store) if store else None, "backend": backend}
+        self.profile = profile
+        self.refresh = refresh
+        self.debug = debug
+        self.streams = streams if streams is not None else Streams.system()
+        self._settings: Settings | None = None
+        self._backend: Audited | None = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._backend = None
+
+    # ---- what the session is connected to ---------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from oppcli.config import load_settings
+
+            self._settings = load_settings(profile=self.profile, flags=self.flags)
+        return self._settings
+
+    @property
+    def backend(self) -> Audited:
+        """The selected backend, every change through it written to the audit log."""
+        if self._backend is None:
+            from oppcli.backends.base import open_backend
+            from oppcli.ops.audit import Audited
+
+            inner = open_backend(self.settings, debug=self.debug, refresh=self.refresh,
+                                 notice=self.streams.notice)
+            self._backend = Audited(inner, self.audit_log(), notice=self.streams.warn)
+        return self._backend
+
+    def reopen(self, *, refresh: bool) -> None:
+        """Open the backend again on next use (`lookups --refresh` fetches Copper's tables)."""
+        self.refresh = refresh
+        self._backend = None
+
+    def audit_log(self) -> AuditLog:
+        """The audit log, labelled with the selected backend; reading it opens no backend, so
+        history needs no key and no network."""
+        from oppcli.backends.base import describe
+        from oppcli.ops.audit import AuditLog, audit_path
+
+        settings = self.settings
+        name, where = describe(settings)
+        return AuditLog(audit_path(), backend=name, where=where, profile=settings.profile)
+
+    def lookups(self) -> Lookups:
+        """Pipelines with stages, users, sources, loss reasons, custom field definitions."""
+        return self.backend.lookups()
+
+    @property
+    def date_order(self) -> str:
+        """The order dates people type are read in (MDY or DMY)."""
+        return self.settings.date_order
+
+    # ---- reading ------------------------------------------------------------------------------
+    def query(self, *, sort: str | None = None, asc: bool | None = None,
+              limit: int | None = None, **filters: Any) -> Query:
+        """The Query for search's filters (names resolved, dates parsed, all validated)."""
+        from oppcli.domain.criteria import build_query, sort_options
+
+        given = O.gather(O.FILTERS, filters, "search")
+        query = build_query(_search_options(given), self.backend.lookups(), self.date_order) \
+            if given else _empty_query()
+        query.sort_by, query.descending = sort_options(sort, asc)
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise UsageError(f"limit must be a whole number at least 0, not {limit!r}")
+            query.limit = limit
+        return query
+
+    def search(self, *, sort: str | None = None, asc: bool | None = None,
+               limit: int | None = None, **filters: Any) -> Iterator[Record]:
+        """The deals matching every filter, streamed (an iterator), newest change first unless
+        `sort` (a field) and `asc` say otherwise."""
+        return self.backend.search(self.query(sort=sort, asc=asc, limit=limit, **filters))
+
+    def find_id(self, opportunity: int | str) -> int:
+        """An id, or the id of the one opportunity with this exact name."""
+        from oppcli.domain.lookups import is_whole
+        from oppcli.domain.query import Query
+
+        if isinstance(opportunity, int) and not isinstance(opportunity, bool):
+            return opportunity
+        raw = str(opportunity).strip()
+        if is_whole(raw):
+            return int(raw)
+        hits = list(self.backend.search(Query(name=raw, sort_by="id", descending=False,
+                                              limit=20)))
+        if not hits:
+            raise NotFoundError(f"no opportunity named {raw!r}", "use the id, or `oppcli search "
+                                "--name-contains TEXT` to look")
+        if len(hits) > 1:
+            listed = ", ".join(str(h["id"]) for h in hits)
+            raise ConflictError(f"{len(hits)} opportunities are named {raw!r} (ids {listed})",
+                                "give the id")
+        return int(hits[0]["id"])
+
+    def get(self, opportunity: int | str) -> Record:
+        """One deal by id (or exact name); NotFoundError when there is none."""
+        return self.backend.get(self.find_id(opportunity))
+
+    # ---- writing ------------------------------------------------------------------------------
+    def create(self, *, from_json: Mapping[str, Any] | None = None, **fields: Any) -> Record:
+        """Create a deal from field keywords (and/or a whole record as `from_json`, in the
+        API's shape; keywords override it); returns the stored record."""
+        from oppcli.domain.changes import check_create, payload_from_json, without_nulls_kept
+
+        given = O.gather(O.CREATE_OPTS, fields, "create")
+        backend = self.backend
+        base = (without_nulls_kept(payload_from_json(from_json, backend.lookups(),
+                                                     backend.date_order()))
+                if from_json is not None else None)
+        payload = self._changes(given, base=base)
+        check_create(payload)
+        return backend.create(payload)
+
+    def update(self, opportunity: int | str, **changes: Any) -> Record:
+        """Change only the given fields of one deal; returns the updated record."""
+        given = O.gather(O.UPDATE_OPTS, changes, "update")
+        backend = self.backend
+        opp_id = self.find_id(opportunity)
+        context_pipeline = None
+        if given.get("stage") is not None and given.get("pipeline") is None:
+            context_pipeline = backend.get(opp_id).get("pipeline_id")
+        planned = self._changes(given, context_pipeline=context_pipeline)
+        if not planned:
+            raise UsageError("nothing to change", "give at least one field option, e.g. --status "
+                             "Won; see `oppcli update --help`")
+        return backend.update(opp_id, planned)
+
+    def _changes(self, given: dict[str, Any], *, base: Mapping[str, Any] | None = None,
+                 context_pipeline: int | None = None) -> dict[str, Any]:
+        from oppcli.domain.changes import changes_from_options
+
+        backend = self.backend
+        plain = {o.name: given.get(o.name) for o in O.FIELD_OPTS}
+        names = {o.name: given.get(o.name) for o in O.NAME_OPTS}
+        return changes_from_options(
+            plain, names, lookups=backend.lookups(), date_order=self.date_order,
+            tags=given.get("tag"), add_tags=given.get("add_tag"),
+            remove_tags=given.get("remove_tag"), custom=given.get("custom_field"),
+            clear=given.get("clear"), base=base, context_pipeline=context_pipeline,
+            store_order=backend.date_order())
+
+    def to_delete(self, *opportunities: int | str) -> list[Record]:
+        """The deals these ids (or names) name, each once; NotFoundError for an unknown one."""
+        ids = [self.find_id(o) for o in opportunities]
+        return [self.backend.get(i) for i in dict.fromkeys(ids)]
+
+    def delete(self, *opportunities: int | str) -> list[Record]:
+        """Delete deals, all or nothing (an unknown id deletes none); returns them as they
+        were. A PartialFailure (exit 7) carries those deleted before a failure."""
+        records = self.to_delete(*opportunities)
+        return self.backend.delete([r["id"] for r in records])
+
+    # ---- the audit log ------------------------------------------------------------------------
+    def history(self, opportunity: int | None = None, *, limit: int = 20,
+                all_backends: bool = False) -> list[dict[str, Any]]:
+        """Changes made through oppcli on this backend (all with `all_backends`), newest first."""
+        log = self.audit_log()
+        entries = [e for e in log.entries() if (all_backends or log.holds(e))
+                   and (opportunity is None or e.get("id") == opportunity)]
+        return entries[::-1][:limit]
+
+    def undo(self, audit_id: str | None = None, *, force: bool = False, dry_run: bool = False,
+             yes: bool = True) -> UndoResult:
+        """Take back a change (the latest on this backend not undone yet, or `audit_id`): an
+        update field by field, a delete by creating the deal again, a create by deleting it.
+        ConflictError when the deal changed since, unless `force`. An undo that deletes asks
+        the Streams to confirm unless `yes` (the library's default)."""
+        from oppcli.ops.undo import undo
+
+        return undo(self.backend, audit_id, force=force, dry_run=dry_run, yes=yes,
+                    streams=self.streams)
+
+    # ---- bulk ---------------------------------------------------------------------------------
+    def export(self, output_file: str | Path | None = None, *, format: str = "jsonl",
+               fields: list[str] | None = None, raw: bool = False, since: str | None = None,
+               state_file: str | Path | None = None, overlap: int = 60,
+               fail_empty: bool = False, **filters: Any) -> int:
+        """Write the matching deals to `output_file` atomically (None: the session's stdout),
+        in jsonl, json, csv or tsv; incremental with `state_file`. Returns the count."""
+        from oppcli.ops.export import EXPORT_FORMATS, Export
+
+        fmt = format.strip().lower()
+        if fmt not in EXPORT_FORMATS:
+            raise UsageError(f"unknown export format {format!r}",
+                             "valid: " + ", ".join(EXPORT_FORMATS))
+        return Export(self, fmt=fmt, names=fields, raw=raw, since=since,
+                      state_file=Path(state_file) if state_file is not None else None,
+                      overlap=overlap,
+                      output_file=Path(output_file) if output_file is not None else None,
+                      fail_empty=fail_empty).run(**filters)
+
+    def import_file(self, file: str | Path, *, data: bytes | None = None,
+                    format: str | None = None, match: str = "id", on_conflict: str = "update",
+                    on_missing: str = "create", keep_ids: bool = False, dry_run: bool = False,
+                    failed_rows: str | Path | None = None, report: str = "text") -> Any:
+        """Create or update deals from a file (JSON Lines, JSON, CSV, TSV), row by row; `file`
+        "-" with `data` for bytes already read. Returns the per-row results; PartialFailure
+        (exit 7) when a row fails, its rows kept in a failed-rows file to run again."""
+        from oppcli.ops import importing
+
+        importing.check_options(match, on_conflict, on_missing)
+        name = str(file)
+        if data is None:
+            try:
+                data = Path(file).read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read {file}: {exc.strerror}") from exc
+        return importing.run(data, name, fmt=format, match=match, on_conflict=on_conflict,
+                             dry_run=dry_run, report=report, backend=self.backend,
+                             failed_rows=Path(failed_rows) if failed_rows is not None else None,
+                             on_missing=on_missing, keep_ids=keep_ids, streams=self.streams)
+
+    def pull(self, *, full: bool = False) -> PullResult:
+        """Mirror the profile's Copper account into the local store (`store`), incrementally
+        after the first pull; `full` pulls everything and drops what Copper deleted."""
+        from oppcli.backends.copper import CopperBackend
+        from oppcli.ops.sync import pull
+        from oppcli.util.interrupts import terminate_cleanly
+
+        settings = self.settings
+        copper = CopperBackend.from_settings(settings, debug=self.debug,
+                                             notice=self.streams.notice)
+        with terminate_cleanly():
+            return pull(copper, settings.store_path, date_order=settings.date_order, full=full)
+
+
+def _search_options(given: dict[str, Any]) -> Any:
+    from oppcli.domain.criteria import SearchOptions
+
+    values = {("ids" if k == "id" else k): v for k, v in given.items()}
+    return SearchOptions(**values)
+
+
+def _empty_query() -> Query:
+    from oppcli.domain.query import Query
+
+    return Query()

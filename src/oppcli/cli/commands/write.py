@@ -1,0 +1,139 @@
+"""Commands that write: create, update, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from oppcli import errors as E
+from oppcli.cli import completion as C
+from oppcli.cli.commands.common import FieldsOpt, OutputOpt, RawOpt, field_list, run_of
+from oppcli.cli.typer_glue import given, takes
+from oppcli.domain import options as O
+from oppcli.errors import UsageError, ValidationError
+
+if TYPE_CHECKING:
+    from oppcli.io import Streams
+
+
+# ---- create and update: the field flags are declared once, in domain/options.py ----------
+def _read_json_input(source: str, streams: Streams) -> Any:
+    import orjson
+
+    if source == "-":
+        if streams.stdin is None or streams.stdin_tty:
+            raise UsageError("--from-json - reads JSON from stdin, but stdin is a terminal",
+                             "pipe the JSON in, or give a file name")
+        data = streams.read_stdin_bytes()
+        where = "stdin"
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from exc
+        where = source
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"malformed JSON in {where}: {exc}", "check the input with jq .") from None
+
+
+@takes(O.CREATE_OPTS, "fields", complete=C.for_opt)
+def create(
+    ctx: typer.Context,
+    from_json: Annotated[Optional[str], typer.Option(
+        "--from-json", help="Read the record as a JSON object from FILE, or - for stdin; "
+        "flags override its fields.", metavar="FILE")] = None,
+    output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
+) -> None:
+    """Create an opportunity; prints the stored record.
+
+    --name and a primary contact are required. Unset fields get Copper's defaults: status
+    Open, priority None, the default pipeline's first stage and its win probability, and the
+    primary contact's company.
+
+    Example: oppcli create --name "Acme - Pilot" --primary-contact "Nancy Davolio"
+    --stage Sales/Qualified --monetary-value 12000
+    """
+    run = run_of(ctx)
+    run.output_format(output), field_list(fields_)  # checked before anything is written
+    base = _read_json_input(from_json, run.streams) if from_json else None
+    record = run.session.create(from_json=base, **given(ctx, "fields"))
+    run.notice(f"created opportunity {record['id']}")
+    run.emit_record(record, output, fields_, raw)
+
+
+@takes(O.UPDATE_OPTS, "fields", complete=C.for_opt)
+def update(
+    ctx: typer.Context,
+    opportunity: Annotated[str, typer.Argument(help="Id (or exact name) of the opportunity.",
+                                               metavar="ID", autocompletion=C.ids)],
+    output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
+) -> None:
+    """Change only the given fields of an opportunity; prints the updated record.
+
+    Example: oppcli update 1001 --stage Negotiation --add-tag hot --clear close_date
+    """
+    run = run_of(ctx)
+    run.output_format(output), field_list(fields_)
+    record = run.session.update(opportunity, **given(ctx, "fields"))
+    run.notice(f"updated opportunity {record['id']}")
+    run.emit_record(record, output, fields_, raw)
+
+
+# ---- delete -----------------------------------------------------------------------------------
+def delete(
+    ctx: typer.Context,
+    opportunities: Annotated[list[str], typer.Argument(help="Ids of the opportunities.",
+                                                       metavar="ID...", autocompletion=C.ids)],
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask; required without a terminal.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would be deleted; delete nothing.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Delete opportunities permanently (all or nothing: an unknown id deletes none).
+
+    Asks first on a terminal; with no terminal it refuses (exit 2) unless --yes is given.
+    Prints Copper's answer for each: {"id": N, "is_deleted": true}.
+
+    Example: oppcli delete 1001 1002 --yes
+    """
+    from oppcli.output import emit_many
+
+    run = run_of(ctx)
+    fmt = run.output_format(output)
+    session = run.session
+    records = session.to_delete(*opportunities)  # unknown id: exit 4, nothing deleted
+    listing = ", ".join(f"{r['id']} {r.get('name')!r}" for r in records)
+    if dry_run:
+        run.notice(f"would delete {len(records)}: {listing} (dry run: nothing deleted)")
+        emit_many(iter(records), fmt, run.output_context(), run.streams)
+        return
+    if not yes:
+        if not run.streams.can_prompt:
+            raise UsageError(f"refusing to delete {len(records)} opportunit"
+                             f"{'y' if len(records) == 1 else 'ies'} without confirmation",
+                             "add --yes to delete from a script")
+        if not run.streams.confirm(f"Delete {listing}?"):
+            raise E.Declined("nothing deleted")
+    out = run.output_context()  # reads lookups.json: a corrupt store fails before deleting
+    try:
+        deleted = session.backend.delete([r["id"] for r in records])
+    except E.PartialFailure as exc:  # say on stdout what was deleted, then fail with exit 7
+        _deleted_results(exc.done, fmt, out, run.streams)
+        raise
+    run.notice(f"deleted {len(deleted)}: " + ", ".join(str(r["id"]) for r in deleted))
+    _deleted_results(deleted, fmt, out, run.streams)
+
+
+def _deleted_results(deleted: list[dict[str, Any]], fmt: str, ctx: Any, streams: Streams) -> None:
+    from oppcli.output import emit_many
+
+    if fmt == "table":
+        return
+    results = ({"id": r["id"], "is_deleted": True} for r in deleted)
+    columns = ["id", "is_deleted"] if fmt in ("csv", "tsv") else None
+    emit_many(results, fmt, ctx, streams, names=columns)

@@ -1,0 +1,1 @@
+"""The domain: the field schema, values people type, records, lookups and queries. Pure: no I/O."""

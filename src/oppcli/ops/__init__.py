@@ -1,0 +1,1 @@
+"""Operations over a backend: audit and undo, export, import, sync. Return values; never print."""

@@ -1,0 +1,1 @@
+"""Building blocks below everything: atomic files, locks, signal handling."""
