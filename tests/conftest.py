@@ -1,4 +1,12 @@
-"""Shared fixtures: every test runs isolated from the user's machine (config, store, env)."""
+"""Shared fixtures: every test runs isolated from the user's machine (config, store, env).
+
+Tests live in folders named after what they test (cli/, local/, copper/, transfer/, history/,
+reliability/, completion/, domain/, api/), with no __init__.py: pytest imports each test file by
+its basename, so basenames must be unique across folders. Loading this file puts tests/ on
+sys.path (pytest's default "prepend" import mode), so the helpers beside it import as top-level
+modules from any folder: conftest, fakecopper (the Copper test server), checks (store bytes,
+one-line errors), ptyterm (a real terminal) and completer (bash completion answers).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from oppcli.cli import app
+from oppcli.cli.app import app
 
 ENV_VARS = ("OPPCLI_BACKEND", "OPPCLI_PROFILE", "OPPCLI_DATE_ORDER", "OPPCLI_COPPER_URL",
             "COPPER_API_KEY", "COPPER_USER_EMAIL", "OPPCLI_COPPER_API_KEY",
@@ -144,7 +152,7 @@ def shared_sample_store(tmp_path_factory: pytest.TempPathFactory):
     Checked byte for byte at the end of the session: reading must never change a store.
     """
     from oppcli.backends.local import LocalStore
-    from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+    from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
     path = tmp_path_factory.mktemp("shared-sample") / "store"
     LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=sample_records())
@@ -169,7 +177,7 @@ def derived_records(count: int, first_id: int = 1) -> list[dict]:
     unique. For stores larger than the sample."""
     import copy
 
-    from oppcli.sample import sample_records
+    from oppcli.domain.sample import sample_records
 
     base = sample_records()
     records = []
@@ -185,7 +193,7 @@ def derived_records(count: int, first_id: int = 1) -> list[dict]:
 def build_store(path: Path, records: list[dict]) -> dict[int, dict]:
     """A store at path holding these records and the sample lookups; returns them by id."""
     from oppcli.backends.local import LocalStore
-    from oppcli.sample import SAMPLE_LOOKUPS
+    from oppcli.domain.sample import SAMPLE_LOOKUPS
 
     LocalStore.create_store(path, lookups=SAMPLE_LOOKUPS, records=records)
     return {r["id"]: r for r in records}
@@ -210,7 +218,7 @@ def copper_env(url: str, **extra: str) -> dict[str, str]:
 def copper(monkeypatch: pytest.MonkeyPatch):
     """A test Copper server holding the sample data, with the environment pointing at it."""
     from fakecopper import FakeCopper
-    from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+    from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
     server = FakeCopper(lookups=SAMPLE_LOOKUPS, records=sample_records(), api_key=API_KEY,
                         user_email=USER_EMAIL)

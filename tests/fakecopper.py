@@ -1,6 +1,6 @@
 """A fake Copper developer API (v1) on 127.0.0.1, for tests and benchmarks. Standard library only.
 
-It implements Copper's semantics on its own (it does not use oppcli.query): its purpose is to
+It implements Copper's semantics on its own (it does not use oppcli.domain.query): its purpose is to
 check that oppcli's Copper backend translates queries and writes correctly, so the search body
 is evaluated here from Copper's keys, and the results are meant to equal what oppcli's local
 store gives for the same query (same defaults, same sort rule, same record key order).
@@ -68,8 +68,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from oppcli.fields import FIELD_NAMES, PASSTHROUGH
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain.fields import FIELD_NAMES, PASSTHROUGH
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
 PREFIX = "/developer_api/v1"
 INVALID_AUTH = "API Key and/or Email are invalid"

@@ -1,4 +1,5 @@
-"""Configuration: the TOML file, profiles, precedence and what settings change.
+"""Configuration: the TOML file (a store path saved absolute), profiles, precedence, bad keys and
+values, and what settings change (the date order, down to the close dates `init --sample` writes).
 
 Each test has its own OPPCLI_CONFIG_DIR (the autouse `isolated` fixture), so the file starts
 absent; tests that check precedence remove OPPCLI_STORE themselves.
@@ -6,6 +7,7 @@ absent; tests that check precedence remove OPPCLI_STORE themselves.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 import tomllib
@@ -15,7 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
+from checks import json_ids, one_error_line
+from oppcli.backends.local import DATA, META
 from oppcli.config import KEYS
+from oppcli.domain.sample import sample_records
 
 KEY = "sk-live-0123456789abcdefXYZ"
 
@@ -113,6 +118,17 @@ def test_config_show_table_goes_to_stdout(run):
     for key in KEYS:
         assert key in result.stdout
     assert result.stderr == ""
+
+
+def test_config_set_store_saves_an_absolute_path(run, isolated, monkeypatch):
+    here = isolated / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    run("config", "set", "store", "rel/path")
+    saved = tomllib.loads((isolated / "config" / "config.toml").read_text())
+    stored = saved["profiles"]["default"]["store"]
+    assert Path(stored).is_absolute(), stored
+    assert Path(stored) == (here / "rel" / "path").resolve()
 
 
 # ---- the API key is masked --------------------------------------------------------------------------
@@ -328,6 +344,16 @@ def test_invalid_backend_flag_is_a_usage_error(run, sample):
     assert "mongodb" in line and "local, copper" in line
 
 
+def test_config_set_under_a_key_that_is_not_a_table_is_a_one_line_error(run, isolated):
+    path = isolated / "config" / "config.toml"
+    path.parent.mkdir(mode=0o700)
+    path.write_text('[profiles.default]\ncopper = "x"\n')
+    message = one_error_line(run("config", "set", "copper.url", "https://x.example",
+                                 expect=None), 3)
+    assert "not a table" in message, message
+    assert path.read_text() == '[profiles.default]\ncopper = "x"\n'
+
+
 # ---- date order ---------------------------------------------------------------------------------------
 def _close(run: Any, *args: str) -> tuple[str, str]:
     """Create a deal with the args; (its stored close_date, the ISO day the table shows)."""
@@ -407,6 +433,28 @@ def test_copper_date_order_written_by_hand_under_copper_is_honoured(run, config_
 def test_iso_dates_do_not_depend_on_the_order(run, sample):
     run("config", "set", "date_order", "DMY")
     assert _close(run, "--close-date", "2026-03-04")[1] == "2026-03-04"
+
+
+def test_dmy_sample_store_writes_dmy_close_dates_and_filters_them_right(run, store_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("OPPCLI_DATE_ORDER", "DMY")
+    run("init", "--sample")
+    assert orjson.loads((store_path / META).read_bytes())["date_order"] == "DMY"
+    expected = {r["id"]: r for r in sample_records(date_order="DMY")}
+    stored = [orjson.loads(x) for x in (store_path / DATA).read_bytes().splitlines()]
+    assert {r["id"]: r["close_date"] for r in stored} == \
+        {i: r["close_date"] for i, r in expected.items()}
+
+    def day(text: str) -> dt.date:  # D/M/YYYY, read here without oppcli's parser
+        d, m, y = map(int, text.split("/"))
+        return dt.date(y, m, d)
+
+    assert any(day(r["close_date"]) != dt.date(2026, 1, 1) and
+               day(r["close_date"]).day != day(r["close_date"]).month for r in expected.values())
+    wanted = sorted(i for i, r in expected.items() if day(r["close_date"]) >= dt.date(2026, 11, 1))
+    assert 0 < len(wanted) < len(expected)
+    result = run("search", "--close-after", "2026-11-01", "--sort", "id", "-o", "json")
+    assert json_ids(result) == wanted
 
 
 # ---- the Copper backend without credentials ------------------------------------------------------

@@ -1,7 +1,8 @@
-"""`config set` from many processes at once: every key lands (issue "Nothing lost").
+"""`config set` from many processes at once: every key lands, none is lost.
 
-Each `config set` reads the file, changes one key and replaces the file; without a lock two at
-once can both read the old file and the second rename drops the first's key.
+Each `config set` reads the file, changes one key and replaces the file; it holds a lock
+throughout, so two at once never both read the old file (the second rename would drop the
+first's key).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from conftest import oppcli_exe
 WORKER = r'''
 import sys
 from typer.main import get_command
-from oppcli.cli import app
+from oppcli.cli.app import app
 
 command = get_command(app)
 k, count = int(sys.argv[1]), int(sys.argv[2])

@@ -1,7 +1,8 @@
-"""create, update and delete through the CLI: every flag, Copper's defaults, and bad input.
+"""create, update and delete through the CLI: every flag, Copper's defaults, names that resolve
+(ambiguous ones, names holding commas and slashes), the delete prompt on a terminal, and bad input.
 
 Every refused command must leave the store byte-for-byte as it was, print nothing on stdout and
-say what is wrong in one line on stderr.
+say what is wrong in one line on stderr; an update that changes nothing writes nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import Any
 import orjson
 import pytest
 
-from oppcli import fields as F
+import checks
+from checks import json_ids, make_store, one_error_line
 from oppcli.backends.local import LocalStore
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain import fields as F
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
+from ptyterm import answer_a_prompt
 
 RECORDS = {r["id"]: r for r in sample_records()}
 NEXT_ID = max(RECORDS) + 1
@@ -474,6 +478,58 @@ def test_update_with_nothing_to_change_exits_2(run, sample):
     assert "nothing to change" in line
 
 
+# A stage or pipeline change takes the new stage's win probability unless one is given; the
+# pipeline and stage can be changed but never cleared.
+def test_a_stage_change_takes_the_new_stages_probability(run, sample):
+    assert (RECORDS[1001]["status"], RECORDS[1001]["pipeline_stage_id"],
+            RECORDS[1001]["win_probability"]) == ("Open", 11, 10)
+    rec = orjson.loads(run("update", "1001", "--stage", "Sales/Negotiation", "-o", "json").stdout)
+    assert (rec["pipeline_stage_id"], rec["win_probability"]) == (15, 90)
+    assert stored(sample)[1001]["win_probability"] == 90
+
+
+def test_a_stage_change_keeps_an_explicit_probability(run, sample):
+    assert RECORDS[1002]["pipeline_stage_id"] != 15
+    rec = orjson.loads(run("update", "1002", "--stage", "Sales/Negotiation",
+                           "--win-probability", "33", "-o", "json").stdout)
+    assert (rec["pipeline_stage_id"], rec["win_probability"]) == (15, 33)
+
+
+def test_a_pipeline_change_moves_to_its_first_stage_and_probability(run, sample):
+    assert (RECORDS[1003]["pipeline_id"], RECORDS[1003]["win_probability"]) == (1, 25)
+    rec = orjson.loads(run("update", "1003", "--pipeline", "Renewals", "-o", "json").stdout)
+    assert (rec["pipeline_id"], rec["pipeline_stage_id"], rec["win_probability"]) == (2, 21, 40)
+
+
+@pytest.mark.parametrize("field", ["pipeline_id", "pipeline_stage_id"])
+def test_pipeline_and_stage_cannot_be_cleared(run, sample, field):
+    before = checks.snapshot(sample)
+    message = one_error_line(run("update", "1001", "--clear", field, expect=None), 2)
+    assert field in message
+    assert checks.snapshot(sample) == before
+
+
+# An update that changes nothing writes nothing: no new date_modified, the store's bytes as they were.
+@pytest.mark.parametrize("change", [
+    ["--remove-tag", "not-there"],
+    ["--status", "Open"],
+    ["--priority", "High"],
+    ["--monetary-value", "5500"],
+    ["--custom-field", "Signed NDA=true"],
+    ["--stage", "Sales/Qualified"],
+], ids=lambda c: " ".join(c))
+def test_an_update_that_changes_nothing_writes_nothing(run, sample, change):
+    current = RECORDS[1001]
+    assert (current["status"], current["priority"], current["monetary_value"],
+            current["custom_fields"][2]["value"], current["pipeline_stage_id"],
+            "not-there" in current["tags"]) == ("Open", "High", 5500, True, 11, False)
+    before = checks.snapshot(sample)
+    rec = orjson.loads(run("update", "1001", *change, "-o", "json").stdout)
+    assert rec["date_modified"] == current["date_modified"]
+    assert checks.snapshot(sample) == before
+    assert stored(sample)[1001]["date_modified"] == current["date_modified"]
+
+
 # ---- delete -----------------------------------------------------------------------------------
 def test_delete_with_yes(run, sample):
     result = run("delete", "1001", "--yes")
@@ -509,6 +565,27 @@ def test_delete_dry_run_deletes_nothing(run, sample):
 def test_delete_unknown_id_among_several_deletes_none(run, sample):
     line = refused(run, sample, "delete", "1001", "999999", "1002", "--yes", code=4)
     assert "999999" in line
+
+
+# The delete prompt on a real terminal: only "y" deletes; "n", SIGINT and Ctrl-C delete nothing.
+@pytest.mark.parametrize("answer", ["n", "sigint", "ctrl-c"])
+def test_declining_or_interrupting_the_delete_prompt_deletes_nothing(sample, answer):
+    before = checks.snapshot(sample)
+    code, out = answer_a_prompt(["delete", "1001"], answer)
+    assert code == (2 if answer == "n" else 130), out
+    assert "Traceback" not in out and "deleted 1" not in out, out
+    if answer == "n":
+        assert "nothing deleted" in out, out
+    else:
+        assert "aborted" not in out, out
+    assert checks.snapshot(sample) == before
+
+
+def test_confirming_the_delete_prompt_deletes(sample):
+    code, out = answer_a_prompt(["delete", "1001"], "y")
+    assert code == 0, out
+    assert "deleted 1: 1001" in out, out
+    assert 1001 not in stored(sample) and len(stored(sample)) == len(RECORDS) - 1
 
 
 # ---- bad input: exit code, one line, empty stdout, store untouched ------------------------------
@@ -608,3 +685,38 @@ def test_ambiguous_names_resolve_by_id_or_email(run, dupes_store):
     assert (rec["pipeline_id"], rec["pipeline_stage_id"], rec["assignee_id"]) == (3, 31, 105)
     assert cf(rec, 401) == 4011 and cf(rec, 412) == "free text"
     assert rec["pipeline_is_revenue"] is False
+
+
+# ---- names holding commas and slashes ---------------------------------------------------------
+# A company name with a comma resolves whole (a comma between two names still means two), and a
+# stage name with a slash resolves, alone or after its pipeline.
+@pytest.fixture
+def punctuated_store(store_path: Path) -> Path:
+    lookups = copy.deepcopy(SAMPLE_LOOKUPS)
+    lookups["companies"].append({"id": 511, "name": "Acme, Inc."})
+    lookups["pipelines"][0]["stages"].append({"id": 16, "name": "Won/Lost", "win_probability": 100})
+    return make_store(store_path, lookups, sample_records())
+
+
+def test_a_company_name_with_a_comma_resolves_whole(run, punctuated_store):
+    created = orjson.loads(run("create", "--name", "Acme - Pilot", "--primary-contact", "Pat Lee",
+                               "--company", "Acme, Inc.", "-o", "json").stdout)
+    assert created["company_id"] == 511 and created["company_name"] == "Acme, Inc."
+    result = run("search", "--company", "Acme, Inc.", "-o", "json")
+    assert json_ids(result) == [created["id"]]
+    # A comma between two names still means two companies.
+    two = run("search", "--company", "Northwind Traders,Contoso Ltd", "--sort", "id", "-o", "json")
+    assert json_ids(two) == sorted(i for i, r in RECORDS.items() if r["company_id"] in (501, 502))
+
+
+def test_a_stage_name_with_a_slash_resolves(run, punctuated_store):
+    created = orjson.loads(run("create", "--name", "Slash - Deal", "--primary-contact", "Pat Lee",
+                               "--stage", "Won/Lost", "-o", "json").stdout)
+    assert created["pipeline_stage_id"] == 16 and created["pipeline_id"] == 1
+    for spelling in ("Won/Lost", "Sales/Won/Lost", "sales/won/lost"):
+        result = run("search", "--stage", spelling, "-o", "json")
+        assert json_ids(result) == [created["id"]], spelling
+    message = one_error_line(run("search", "--stage", "Renewals/Negotiation", expect=None), 4)
+    for stage in ("Upcoming", "Qualified", "Quote Sent", "Verbal Yes"):
+        assert f"Renewals/{stage}" in message, message
+    assert "Sales/" not in message, message

@@ -1,5 +1,6 @@
-"""Help that teaches the tool: every command and option is explained, with an example, and the
-README's command reference is the CLI's own help."""
+"""Help that teaches the tool: every command and option is explained, with an example; the
+command reference in docs/ is the CLI's own help; the README's links lead somewhere and its test
+command is the one CI runs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from oppcli.cli import app
+from oppcli.cli.app import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def all_commands():
@@ -74,19 +75,57 @@ def test_every_help_page_renders(run):
         assert "Usage" in result.stdout and result.stderr == ""
 
 
-def test_readme_command_reference_matches_the_cli():
+def test_the_command_reference_in_docs_matches_the_cli():
+    """docs/reference.md is every command's own --help, one section each, and the README
+    links to it."""
     proc = subprocess.run([sys.executable, "scripts/gen_reference.py", "--check"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    readme = (ROOT / "README.md").read_text()
+    reference = (ROOT / "docs" / "reference.md").read_text()
     for path, _ in COMMANDS:
-        assert f"#### `{' '.join(('oppcli', *path))}`" in readme
+        assert f"\n## `{' '.join(('oppcli', *path))}`\n" in reference
+    assert "(docs/reference.md)" in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_test_command_is_the_one_ci_runs():
+    """CI runs "the README's test command": the last command of .ci/run is a line of the
+    README's code blocks."""
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    command = [line for line in ci if line and not line.startswith("#")][-1]
+    assert command == "python -m pytest"
+    readme = (ROOT / "README.md").read_text()
+    assert f"```sh\npip install -e '.[test]'\n{command}\n```" in readme
+
+
+def test_the_links_in_the_readme_and_docs_lead_to_files_and_headings():
+    """Every relative link in README.md and docs/*.md names a file that exists and, after a #,
+    a heading of that file (GitHub's anchors: lower case, backticks and punctuation dropped,
+    spaces as hyphens)."""
+    import re
+
+    def anchors(page):
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.*)$", text, flags=re.M)}
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(pages) > 1
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            assert dest.exists(), f"{page.name}: {target} leads nowhere"
+            if anchor:
+                assert anchor in anchors(dest), f"{page.name}: {target}: no such heading"
 
 
 def test_the_top_level_summaries_are_the_commands_own():
     """`oppcli --help` lists commands without building them, from cli.COMMANDS: its summaries
     must stay the first lines of the commands' docstrings."""
-    from oppcli.cli import COMMANDS
+    from oppcli.cli.app import COMMANDS
 
     root = typer.main.get_command(app)
     ctx = typer.Context(root)

@@ -1,7 +1,9 @@
 """End to end: the installed `oppcli` console script in real subprocesses, real pipes, real jq.
 
 Every command here runs with no terminal (stdin closed or a pipe, stdout a pipe), the way
-scripts and cron run it, so the default output is JSON.
+scripts and cron run it, so the default output is JSON. Errors are one clean line with the
+documented exit code, a bare group prints its help, and output cut short by a reader that has
+had enough (`| head`) ends quietly.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import orjson
 import pytest
 
 import oppcli
+from checks import make_store
 from conftest import build_store, derived_records, jq_available, oppcli_exe, pipe_to_jq
-from oppcli import fields as F
 from oppcli.backends.local import DATA
-from oppcli.sample import sample_records
+from oppcli.domain import fields as F
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
 needs_jq = pytest.mark.skipif(not jq_available(), reason="jq is not installed")
 SAMPLE_IDS = {r["id"] for r in sample_records()}
@@ -231,6 +234,16 @@ def test_python_dash_m_runs_commands_with_exit_codes(sh, sample):
     assert_clean_error(proc)
 
 
+# A bare group (`oppcli`, `oppcli config`) prints its help, never an empty error.
+@pytest.mark.parametrize("args", [[], ["config"]], ids=["oppcli", "oppcli config"])
+def test_a_bare_group_prints_help_without_an_error_line(sh, args):
+    proc = sh(*args, expect=None)
+    assert proc.returncode in (0, 2), proc
+    assert "Usage:" in proc.stdout + proc.stderr
+    assert "error" not in proc.stderr.lower(), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 # ---- broken pipe ------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
 def test_list_into_head_exits_quietly_on_a_broken_pipe(store_path, fmt):
@@ -252,6 +265,29 @@ def test_list_into_head_exits_quietly_on_a_broken_pipe(store_path, fmt):
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert stderr == ""
     assert code == 0  # the reader having had enough is not an error
+
+
+def test_a_big_table_piped_into_head_ends_quietly(isolated):
+    store = make_store(isolated / "big", SAMPLE_LOOKUPS, sample_records(count=2000))
+    env = dict(os.environ, OPPCLI_STORE=str(store))
+    runs = []
+    for _ in range(4):  # timing dependent: several at once, each racing its own head
+        producer = subprocess.Popen([oppcli_exe(), "list", "-o", "table", "--all"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env)
+        head = subprocess.Popen(["head", "-1"], stdin=producer.stdout, stdout=subprocess.PIPE)
+        assert producer.stdout is not None
+        producer.stdout.close()  # only head holds the read end
+        runs.append((producer, head))
+    for producer, head in runs:
+        first, _ = head.communicate(timeout=60)
+        err = producer.stderr.read().decode() if producer.stderr else ""
+        code = producer.wait(timeout=60)
+        if producer.stderr:
+            producer.stderr.close()
+        assert code == 0, (code, err)
+        assert "Traceback" not in err and "error" not in err.lower(), err
+        assert head.returncode == 0 and first.count(b"\n") == 1
 
 
 # ---- the quick start on a fresh machine -------------------------------------------------------

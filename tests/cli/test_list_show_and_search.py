@@ -1,4 +1,6 @@
-"""list, show and search through the CLI, checked against the sample data computed in Python.
+"""list, show and search through the CLI, checked against the sample data computed in Python:
+every filter (an unset checkbox counts as false), every sort (priority and status by their rank,
+missing values last), limits, and the errors.
 
 Expected results come from `sample_records()` and `SAMPLE_LOOKUPS` filtered here by hand, never
 from oppcli's own query code, so a wrong predicate or a wrong order shows up as a failure.
@@ -6,6 +8,7 @@ from oppcli's own query code, so a wrong predicate or a wrong order shows up as 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections import Counter
@@ -16,9 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
-from oppcli import fields as F
+from checks import json_ids, make_store
 from oppcli.backends.local import LocalStore
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain import fields as F
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
 RECORDS = sample_records()
 BY_ID = {r["id"]: r for r in RECORDS}
@@ -142,6 +146,37 @@ def test_sort_id_ascending_and_descending(run, ro_sample):
     ids = sorted(BY_ID)
     assert ids_of(run("list", "--sort", "id", "-o", "json").stdout) == ids
     assert ids_of(run("list", "--sort", "id", "--desc", "-o", "json").stdout) == ids[::-1]
+
+
+# Priority and status sort by their rank (None < Low < Medium < High; Open, Won, Lost,
+# Abandoned), not alphabetically; a missing priority still sorts last.
+@pytest.fixture
+def unranked_store(store_path: Path) -> Path:
+    """The sample with two deals whose priority is missing (null; absent), as hand edits leave."""
+    records = sample_records()
+    records[4]["priority"] = None
+    del records[5]["priority"]
+    return make_store(store_path, copy.deepcopy(SAMPLE_LOOKUPS), records)
+
+
+def test_sort_by_priority_follows_its_rank(run, unranked_store):
+    rank = {"None": 0, "Low": 1, "Medium": 2, "High": 3}
+    present = [r["priority"] for r in BY_ID.values()
+               if r["id"] not in (1005, 1006)]
+    asc = [r.get("priority") for r in orjson.loads(run("list", "--sort", "priority").stdout)]
+    assert asc == sorted(present, key=rank.__getitem__) + [None, None]
+    assert asc[0] == "None" and asc[-3] == "High"
+    desc = [r.get("priority") for r in
+            orjson.loads(run("list", "--sort", "priority", "--desc").stdout)]
+    assert desc == sorted(present, key=rank.__getitem__, reverse=True) + [None, None]
+
+
+def test_sort_by_status_follows_its_rank(run, ro_sample):
+    statuses = [r["status"] for r in orjson.loads(run("list", "--sort", "status").stdout)]
+    order = ["Open", "Won", "Lost", "Abandoned"]
+    assert statuses == sorted(statuses, key=order.index)
+    assert statuses[0] == "Open" and statuses[-1] == "Abandoned"
+    assert set(statuses) == set(order)
 
 
 @pytest.mark.parametrize("field", ["bogus", "tags", "custom_fields", "details"])
@@ -406,6 +441,19 @@ def test_search_sees_records_created_and_updated_since(run, sample):
     assert sorted(got) == [1001, 1037]
 
 
+def test_an_unset_checkbox_matches_false_not_true(run, sample):
+    fresh = orjson.loads(run("create", "--name", "Fresh", "--primary-contact-id", "601",
+                             "-o", "json").stdout)
+    nda = {c["custom_field_definition_id"]: c["value"] for c in fresh["custom_fields"]}[403]
+    assert nda is None
+    checked = sorted(i for i, r in BY_ID.items() if r["custom_fields"][2]["value"] is True)
+    unchecked = sorted(i for i, r in BY_ID.items() if r["custom_fields"][2]["value"] is False)
+    no = run("search", "--custom-field", "Signed NDA=false", "--sort", "id", "-o", "json")
+    assert json_ids(no) == unchecked + [fresh["id"]]
+    yes = run("search", "--custom-field", "Signed NDA=true", "--sort", "id", "-o", "json")
+    assert json_ids(yes) == checked
+
+
 # ---- search: errors -------------------------------------------------------------------------
 def test_ambiguous_stage_exits_6_listing_the_candidates(run, ro_sample):
     line = one_line_error(run("search", "--stage", "Qualified", expect=6))
@@ -532,8 +580,8 @@ def test_sorted_output_past_the_kept_bytes_reads_lines_back_by_offset(run, tmp_p
     store = tmp_path / "offsets"
     LocalStore.create_store(store, lookups=SAMPLE_LOOKUPS, records=sample_records(count=900))
     want = run("--store", str(store), *args, "-o", "jsonl").stdout
-    monkeypatch.setattr(local, "KEEP_BYTES", 2000)
-    monkeypatch.setattr(local, "CHUNK", 4096)
+    monkeypatch.setattr(local.scan, "KEEP_BYTES", 2000)
+    monkeypatch.setattr(local.datafile, "CHUNK", 4096)
     got = run("--store", str(store), *args, "-o", "jsonl").stdout
     assert got == want and len(want.splitlines()) > 20
 
@@ -580,8 +628,8 @@ def test_integer_sorts_give_the_documented_order(run, tmp_path, monkeypatch, cas
     (store / "opportunities.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n"
                                                          for r in records))
     if keep == "read back":  # a few lines kept, the rest read back by offset
-        monkeypatch.setattr(local, "KEEP_BYTES", 3000)
-        monkeypatch.setattr(local, "CHUNK", 8192)
+        monkeypatch.setattr(local.scan, "KEEP_BYTES", 3000)
+        monkeypatch.setattr(local.datafile, "CHUNK", 8192)
     for direction, desc in (("--asc", False), ("--desc", True)):
         want = _order_by_hand(records, field, desc)
         got = run("--store", str(store), "list", "--sort", field, direction, "-o", "jsonl",

@@ -1,10 +1,13 @@
 """Every output format: json, jsonl, csv, tsv and table, --fields, and their errors.
 
-Expected cells are computed here from the sample data and the README's rules, not by oppcli.
+The table footer counts, totals and weighs (Won in full, Open by its probability, Lost and
+Abandoned as nothing); --fields gives each column once; a command refuses formats it cannot
+write. Expected cells are computed here from the sample data and the README's rules, not by oppcli.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import re
@@ -13,8 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from oppcli import fields as F
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from checks import make_store, one_error_line
+from oppcli.domain import fields as F
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
 RECORDS = sample_records()
 BY_ID = {r["id"]: r for r in RECORDS}
@@ -267,6 +271,37 @@ def test_table_footer_of_a_filtered_single_record(run, ro_sample):
     assert f"weighted {money(rec['monetary_value'] * rec['win_probability'] / 100)}" in footer
 
 
+def test_table_footer_weighs_won_in_full_and_lost_abandoned_as_nothing(run, store_path):
+    records = sample_records()
+    for r in records:  # probabilities that disagree with the status, as hand-kept data has
+        if r["status"] == "Won":
+            r["win_probability"] = 70
+        elif r["status"] in ("Lost", "Abandoned"):
+            r["win_probability"] = 30
+    make_store(store_path, copy.deepcopy(SAMPLE_LOOKUPS), records)
+    for args in (["search", "--pipeline", "Sales"], ["list"]):
+        shown = orjson.loads(run(*args, "-o", "json").stdout)
+        statuses = {r["status"] for r in shown if r["monetary_value"] is not None}
+        assert statuses == {"Open", "Won", "Lost", "Abandoned"}
+        expected = 0.0
+        naive = 0.0
+        for r in shown:
+            value, prob = r["monetary_value"], r["win_probability"]
+            if value is None:
+                continue
+            naive += value * (prob or 0) / 100
+            if r["status"] == "Won":
+                expected += value
+            elif r["status"] == "Open":
+                expected += value * (prob or 0) / 100
+        assert abs(expected - naive) > 1  # the data tells the two rules apart
+        table = run(*args, "-o", "table").stdout
+        m = re.search(r"([\d,]+) opportunit\w+\s+total value ([\d,.]+)\s+weighted ([\d,.]+)", table)
+        assert m, table
+        assert int(m[1].replace(",", "")) == len(shown)
+        assert abs(float(m[3].replace(",", "")) - expected) < 0.01, (m[0], expected)
+
+
 def test_table_with_no_match_says_so(run, ro_sample):
     result = run("search", "--name", "No Such Deal", "-o", "table")
     assert "No opportunities match" in result.stdout
@@ -283,7 +318,7 @@ def test_show_table_lists_every_field_and_custom_fields_by_name(run, ro_sample):
     for label, value in expected.items():
         assert re.search(rf"^\s*{label}\s+{value}\s*$", out, re.M), (label, value, out)
     assert re.search(r"^\s*assignee_id\s+Ada Park \(101\)\s*$", out, re.M)
-    # "Qualified" is a stage of both sample pipelines: show names which one (was: Qualified (11))
+    # "Qualified" is a stage of both sample pipelines: show names which one, not just "Qualified (11)"
     assert re.search(r"^\s*pipeline_stage_id\s+Sales/Qualified \(11\)\s*$", out, re.M)
 
 
@@ -358,10 +393,27 @@ def test_empty_fields_exits_2(run, ro_sample):
     assert "--fields" in line
 
 
+def test_repeated_fields_give_each_column_once(run, ro_sample):
+    args = ("list", "--sort", "id", "--limit", "2", "--fields", "name,name,id")
+    records = orjson.loads(run(*args, "-o", "json").stdout)
+    assert [list(r) for r in records] == [["name", "id"], ["name", "id"]]
+    assert run(*args, "-o", "csv").stdout.splitlines()[0] == "name,id"
+    assert run(*args, "-o", "tsv").stdout.splitlines()[0] == "name\tid"
+    table = [x for x in run(*args, "-o", "table").stdout.splitlines() if x.strip()]
+    assert table[0].split() == ["Name", "ID"], table[0]
+
+
 @pytest.mark.parametrize("command", [["list"], ["search"], ["show", "1001"], ["delete", "1001", "--yes"]])
 def test_unknown_output_format_exits_2_listing_formats(run, ro_sample, command):
     line = one_line_error(run(*command, "-o", "xml", expect=2))
     assert "xml" in line and "table, json, jsonl, csv, tsv" in line
+
+
+@pytest.mark.parametrize("args", [["lookups", "-o", "csv"], ["config", "show", "-o", "jsonl"]],
+                         ids=["lookups -o csv", "config show -o jsonl"])
+def test_formats_a_command_cannot_write_are_refused(run, ro_sample, args):
+    message = one_error_line(run(*args, expect=None), 2)
+    assert "table, json" in message, message
 
 
 def test_delete_output_in_csv(run, sample):

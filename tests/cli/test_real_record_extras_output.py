@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from conftest import build_store
-from oppcli import fields as F
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
-from oppcli.transfer import csv_extras, read_input
+from oppcli.domain import fields as F
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.ops.rows import csv_extras, read_input
 
 T = 1_690_000_000  # 2023-07-22 04:26:40 UTC
 EVERY_EXTRA = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from oppcli import fields as F
+from oppcli.domain import fields as F
 
 pytestmark = pytest.mark.usefixtures("sample", "copper")
 
@@ -202,7 +202,7 @@ def test_from_json_create_round_trips_through_both(run, tmp_path):
 
 
 def test_help_names_the_sorts_copper_cannot_do():
-    from oppcli.commands.read import SortOpt
+    from oppcli.cli.commands.read import SortOpt
 
     help_text = SortOpt.__metadata__[0].help
     assert all(name in help_text for name in F.CLIENT_SORTED)
@@ -213,7 +213,7 @@ def test_day_first_close_dates_are_the_same_on_both(run, store_path, monkeypatch
     """A Copper user with the DD/MM/YYYY preference: date_order DMY on both sides."""
     from conftest import API_KEY, USER_EMAIL, copper_env
     from fakecopper import FakeCopper
-    from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+    from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
     monkeypatch.setenv("OPPCLI_DATE_ORDER", "DMY")
     other = store_path.parent / "dmy-store"

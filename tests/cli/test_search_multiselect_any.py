@@ -16,7 +16,7 @@ VALUES = [[], [ACME], [GLOBEX], [ACME, GLOBEX], [INITECH], [ACME, INITECH], None
 
 
 def records() -> list[dict]:
-    from oppcli.sample import sample_records
+    from oppcli.domain.sample import sample_records
 
     out = []
     for i, rec in enumerate(sample_records()):
@@ -43,7 +43,7 @@ def _fake_class():
 
 @pytest.fixture
 def server(store_path, monkeypatch):
-    from oppcli.sample import SAMPLE_LOOKUPS
+    from oppcli.domain.sample import SAMPLE_LOOKUPS
 
     recs = records()
     build_store(store_path, recs)

@@ -26,7 +26,7 @@ BASE = utc("2026-03-01")
 
 def records() -> list[dict]:
     """The sample deals with the extras: every third one lacks a field, or has it null."""
-    from oppcli.sample import sample_records
+    from oppcli.domain.sample import sample_records
 
     out = []
     for i, rec in enumerate(sample_records()):
@@ -49,7 +49,7 @@ def records() -> list[dict]:
 @pytest.fixture
 def both(store_path, monkeypatch):
     from fakecopper import FakeCopper
-    from oppcli.sample import SAMPLE_LOOKUPS
+    from oppcli.domain.sample import SAMPLE_LOOKUPS
 
     recs = records()
     build_store(store_path, recs)

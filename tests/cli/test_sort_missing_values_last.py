@@ -16,7 +16,7 @@ FIELDS = ("close_date", "monetary_value", "company_name", "win_probability")
 
 
 def records() -> list[dict]:
-    from oppcli.sample import sample_records
+    from oppcli.domain.sample import sample_records
 
     out = []
     for i, rec in enumerate(sample_records()):
@@ -65,7 +65,7 @@ def _nulls_always_first():
 @pytest.fixture(params=["copper-like", "nulls-always-first"])
 def server(request, store_path, monkeypatch):
     from fakecopper import FakeCopper
-    from oppcli.sample import SAMPLE_LOOKUPS
+    from oppcli.domain.sample import SAMPLE_LOOKUPS
 
     recs = records()
     build_store(store_path, recs)

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
 
 def money(value: float) -> str:
@@ -155,7 +155,7 @@ WIDTHS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")), dead
 @WIDTHS
 @given(columns=st.integers(min_value=10, max_value=200), fields=st.none() | FIELDS)
 def test_at_any_width_nothing_asked_for_is_cut(monkeypatch, columns, fields):
-    from oppcli.lookups import Lookups
+    from oppcli.domain.lookups import Lookups
     from oppcli.output import Context, write_table
 
     monkeypatch.setenv("COLUMNS", str(columns))

@@ -13,14 +13,8 @@ from __future__ import annotations
 
 import copy
 import csv
-import fcntl
 import io
 import os
-import select
-import struct
-import subprocess
-import termios
-import time
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -30,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import oppcli_exe
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
+from ptyterm import on_a_terminal
 
 ESCAPED = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # the README's list: C0, DEL, C1, format, separators
 
@@ -165,40 +159,6 @@ def test_machine_formats_keep_the_text_exactly(run, hostile, fmt):
 
 
 # ---- a real terminal -----------------------------------------------------------------------------
-def on_a_terminal(argv: list[str], columns: int = 80) -> tuple[int, str]:
-    """Run the installed oppcli with stdout and stderr on a pty `columns` wide; all it wrote."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env["TERM"] = "xterm-256color"
-    proc = subprocess.Popen([oppcli_exe(), *argv], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env=env)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, out.decode("utf-8", errors="replace")
-
-
 @pytest.mark.parametrize("text", [HOSTILE["closing tag"], HOSTILE["link"],
                                   HOSTILE["retitle"] + HOSTILE["clear screen"] + HOSTILE["bidi"]])
 def test_in_a_terminal_a_hostile_name_is_listed_literally(hostile, text):
@@ -225,7 +185,7 @@ FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadli
 
 def render_everything(text: str) -> dict[str, str]:
     """Every table drawn from data holding `text`, each rendered to a string."""
-    from oppcli.lookups import Lookups
+    from oppcli.domain.lookups import Lookups
     from oppcli.output import (
         Context,
         write_history_table,

@@ -1,6 +1,6 @@
-"""Values that used to change, vanish or break on the way in and out: details of spaces, TSV
-imports, years before 1900, out-of-range Date custom fields, integers past 2**53, repeated
-MultiSelect options, digits int() cannot read, and --since units."""
+"""Values come out as they went in, never changed, dropped or turned into a crash: details of
+spaces, TSV imports, years before 1900, out-of-range Date custom fields, integers past 2**53,
+repeated MultiSelect options, digits int() cannot read, and --since units."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from conftest import build_store, derived_records, oppcli_exe
-from oppcli.sample import SAMPLE_LOOKUPS
+from oppcli.domain.sample import SAMPLE_LOOKUPS
 
 DATE_DEF = {"id": 4090, "name": "Renewal Date", "data_type": "Date",
             "available_on": ["opportunity"], "is_filterable": True}

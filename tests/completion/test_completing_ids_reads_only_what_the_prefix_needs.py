@@ -9,7 +9,7 @@ import tracemalloc
 import orjson
 
 from conftest import build_store, derived_records
-from oppcli.completion import ID_LIMIT, _ids_from
+from oppcli.cli.completion import ID_LIMIT, _ids_from
 
 
 def _expected(ids: list[int], prefix: str) -> list[str]:

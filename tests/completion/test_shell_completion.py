@@ -47,7 +47,7 @@ import pytest
 
 from conftest import build_store, derived_records, oppcli_exe
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = {shell: ROOT / "completions" / f"oppcli.{shell}" for shell in ("bash", "zsh", "fish")}
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 TIMEOUT = 30  # seconds, per shell subprocess

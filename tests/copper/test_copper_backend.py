@@ -1,6 +1,7 @@
 """The Copper backend against a Copper-speaking server on 127.0.0.1 (tests/fakecopper.py):
 credentials and settings, every error mapping, every retry rule, paging, pacing, the lookup
-cache, the result window and --debug. Behaviour shared with the local store is in test_parity.
+cache, the result window and --debug. Behaviour shared with the local store is in
+tests/cli/test_same_results_on_both_backends.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import time
 import orjson
 import pytest
 
+from completer import complete_bash
 from conftest import API_KEY, USER_EMAIL, copper_env, derived_records
 from fakecopper import FakeCopper
-from oppcli.backends import copper as copper_mod
-from oppcli.sample import SAMPLE_LOOKUPS
+from oppcli.backends.copper import paging as copper_mod  # SEARCH_WINDOW lives there
+from oppcli.domain.sample import SAMPLE_LOOKUPS
 
 SEARCH = "/opportunities/search"
 
@@ -291,7 +293,7 @@ def test_pages_of_200_until_a_short_page(run, big):
 def test_date_modified_order_pages_from_the_last_time_seen(run, big, monkeypatch):
     """Sorted by date_modified (the default, export, sync), each page starts where the last one
     ended, so a deal edited during the run cannot push an unread one off a page. (One page at a
-    time; tests/test_concurrent_paging.py covers pages in flight.)"""
+    time; tests/copper/test_concurrent_paging.py covers pages in flight.)"""
     monkeypatch.setenv("OPPCLI_COPPER_CONCURRENCY", "1")
     ids = [r["id"] for r in run.json("list", "--sort", "id", "--asc")]  # sorted here, fetched
     assert ids == list(range(1, 3001))                                  # in date_modified order
@@ -467,8 +469,6 @@ def test_the_installed_oppcli_against_the_server(sh, copper):
 
 # ---- shell completion: names from the cache, never the network ----------------------------------
 def test_completion_offers_cached_copper_names_without_a_request(run, copper):
-    from test_imports import complete_bash
-
     assert complete_bash("oppcli search --stage Sales/N") == []  # nothing cached yet
     assert copper.requests == []
     run("lookups", "-o", "json")
@@ -561,7 +561,7 @@ def test_a_pacing_file_that_cannot_be_used_falls_back_to_this_process(run, coppe
     assert len(orjson.loads(r.stdout)) == 36
 
 
-# ---- hostile or odd answers and settings (from review) --------------------------------------------
+# ---- hostile or odd answers and settings --------------------------------------------------------
 def test_retry_after_that_is_not_a_number_falls_back_to_back_off(run, copper):
     for value in ("nan", "inf", "-5", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"):
         copper.fail(SEARCH, status=429, retry_after=value, times=1)

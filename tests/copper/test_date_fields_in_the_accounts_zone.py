@@ -1,6 +1,7 @@
 """Date custom fields are calendar days in the account's time zone (copper.timezone; a local
 store's own, in meta.json): shown, compared and written as midnight there, never rewritten
-when the day is unchanged; and settings that used to crash are refused naming themselves."""
+when the day is unchanged; settings it cannot use (a bad time zone, a number that would
+overflow, an empty store path) are refused naming themselves, never a crash."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from conftest import API_KEY, USER_EMAIL, copper_env, derived_records
 from fakecopper import FakeCopper
-from oppcli.sample import SAMPLE_LOOKUPS
+from oppcli.domain.sample import SAMPLE_LOOKUPS
 
 DATE_DEF = {"id": 4090, "name": "Renewal Date", "data_type": "Date",
             "available_on": ["opportunity", "company"], "is_filterable": True}

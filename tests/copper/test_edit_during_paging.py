@@ -1,7 +1,8 @@
 """A deal edited while an export (or a sync pull) is paging moves to the end of the
 date_modified order and Copper serves it again, newer. One search gives each id once: the file
 has one line per deal, and the next incremental run (--state-file, or the next pull) carries
-the newer version. With one page in flight and with four."""
+the newer version. With one page in flight and with four. The records shifted one place left
+by the edit are all fetched too: none is skipped at a page boundary."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from conftest import API_KEY, USER_EMAIL, copper_env, derived_records
 from fakecopper import FakeCopper
-from oppcli.sample import SAMPLE_LOOKUPS
+from oppcli.domain.sample import SAMPLE_LOOKUPS
 
 T0 = 1_700_000_000
 EDITED = "edited by a colleague during the export"
@@ -111,6 +112,65 @@ def test_a_deal_edited_during_a_pull_is_pulled_newer_next_time(run, monkeypatch,
     assert sorted(r["id"] for r in first) == sorted(srv.records)
     assert sorted(r["id"] for r in second) == sorted(srv.records)
     assert [r["details"] for r in second if r["id"] == 1] == [EDITED]
+
+
+# Paging by page number, an edit to a record already served moves it to the end of the order and
+# shifts every later record one place left: the record at the next page boundary must still be
+# fetched, or the state file's (or the mirror's) high-water mark moves past it for good.
+class EditsDuringPaging(FakeCopper):
+    """After serving page 1 of a search, someone edits the first record of that page."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.armed = True
+
+    def _search(self, body):
+        resp = super()._search(body)
+        if self.armed and body.get("page_number", 1) == 1 and body.get("page_size") == 200:
+            self.armed = False
+            first = orjson.loads(resp.body)[0]["id"]
+            self._update(first, {"details": "edited by a colleague during the export"})
+        return resp
+
+
+def _serve_an_edit_on_page_one(monkeypatch) -> EditsDuringPaging:
+    srv = EditsDuringPaging(lookups=SAMPLE_LOOKUPS, records=_records(450), api_key=API_KEY,
+                            user_email=USER_EMAIL)
+    srv.start()
+    for k, v in copper_env(srv.url).items():
+        monkeypatch.setenv(k, v)
+    return srv
+
+
+def test_an_edit_during_an_export_skips_no_record_at_the_page_boundary(run, monkeypatch,
+                                                                         tmp_path):
+    srv = _serve_an_edit_on_page_one(monkeypatch)
+    try:
+        state = tmp_path / "deals.state"
+        out = run("--backend", "copper", "export", "--state-file", str(state)).stdout
+        got = {orjson.loads(x)["id"] for x in out.splitlines() if x.strip()}
+        # record 201 was at position 200 (first row of page 2) and shifted into page 1
+        missing = set(srv.records) - got
+        # the next incremental run cannot make up for a skip: the record is older than
+        # high_water - overlap
+        out2 = run("--backend", "copper", "export", "--state-file", str(state)).stdout
+        got2 = {orjson.loads(x)["id"] for x in out2.splitlines() if x.strip()}
+        assert missing - got2 == set(), f"never exported, state moved past them: {missing - got2}"
+    finally:
+        srv.stop()
+
+
+def test_an_edit_during_a_pull_skips_no_record_at_the_page_boundary(run, monkeypatch, tmp_path):
+    srv = _serve_an_edit_on_page_one(monkeypatch)
+    try:
+        mirror = tmp_path / "mirror"
+        run("--store", str(mirror), "sync", "pull")
+        run("--store", str(mirror), "sync", "pull")  # incremental: cannot make up for a skip
+        ids = {orjson.loads(x)["id"] for x in
+               (mirror / "opportunities.jsonl").read_bytes().splitlines()}
+        assert set(srv.records) - ids == set(), "records missing from the mirror"
+    finally:
+        srv.stop()
 
 
 def test_the_given_ids_set_tells_repeats_past_its_merges(monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from fakecopper import FakeCopper
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
 KEY = "k-test-123"
 EMAIL = "ada.park@example.com"
@@ -330,7 +330,7 @@ def test_requests_are_logged(srv, http):
 
 
 def test_standalone_prints_url():
-    script = Path(__file__).with_name("fakecopper.py")
+    script = Path(__file__).resolve().parents[1] / "fakecopper.py"
     proc = subprocess.Popen([sys.executable, str(script), "--records", "50", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import oppcli.backends.copper as copper_module
+import oppcli.backends.copper.backend as copper_module
 
 
 @pytest.fixture

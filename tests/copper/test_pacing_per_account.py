@@ -17,7 +17,7 @@ def spellings(url: str) -> list[str]:
 def test_commands_through_different_spellings_share_one_allowance(run, copper, monkeypatch, isolated):
     copper.set_rate_limit(5, 1.0)
     monkeypatch.setenv("OPPCLI_COPPER_RATE_LIMIT", "5")
-    # Longer than the server's window, as in test_copper's sharing tests: on a loaded machine
+    # Longer than the server's window, as in test_copper_backend's sharing tests: on a loaded machine
     # the server can see a request late.
     monkeypatch.setenv("OPPCLI_COPPER_RATE_WINDOW", "1.3")
     urls = spellings(copper.url)

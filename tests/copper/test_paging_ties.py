@@ -14,7 +14,7 @@ import pytest
 
 from conftest import API_KEY, USER_EMAIL, copper_env, derived_records, oppcli_exe
 from fakecopper import FakeCopper
-from oppcli.sample import SAMPLE_LOOKUPS
+from oppcli.domain.sample import SAMPLE_LOOKUPS
 
 T0 = 1_700_000_000
 COUNT, TIED = 1500, 450
@@ -153,7 +153,7 @@ def test_a_tie_that_cannot_be_read_whole_is_an_error_not_a_quiet_gap(run, monkey
 def test_a_tie_past_coppers_window_is_an_error(run, monkeypatch, tmp_path):
     """Copper serves only the first N matches of a search: a tie larger than that cannot be
     paged at all (the window is made small here)."""
-    monkeypatch.setattr("oppcli.backends.copper.SEARCH_WINDOW", 400)
+    monkeypatch.setattr("oppcli.backends.copper.paging.SEARCH_WINDOW", 400)
     srv = FakeCopper(lookups=SAMPLE_LOOKUPS, records=_records(), api_key=API_KEY,
                      user_email=USER_EMAIL, window=400)
     srv.start()

@@ -15,7 +15,7 @@ import requests
 
 from conftest import API_KEY, USER_EMAIL, copper_env
 from fakecopper import REAL_LOOKUPS, FakeCopper, real_records, validation_body
-from oppcli import fields as F
+from oppcli.domain import fields as F
 
 HEADERS = {"X-PW-AccessToken": API_KEY, "X-PW-Application": "developer_api",
            "X-PW-UserEmail": USER_EMAIL, "Content-Type": "application/json"}

@@ -1,5 +1,6 @@
-"""Unit tests of the pure modules: models (values), query (predicates, order, Copper body) and
-lookups (names -> ids)."""
+"""The pure domain modules, without a store or a server: values (dates, numbers, booleans and
+tags read and written as documented), query and criteria (predicates, order with missing values
+last, the Copper search body) and lookups (names -> ids, ambiguous and unknown names)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import json
 
 import pytest
 
-from oppcli import fields as F
-from oppcli.criteria import SearchOptions, build_query, custom_criterion, sort_options
-from oppcli.errors import ConflictError, NotFoundError, ValidationError
-from oppcli.lookups import Lookups
-from oppcli.models import (
-    TagEdit,
+from oppcli.domain import fields as F
+from oppcli.domain.changes import TagEdit
+from oppcli.domain.criteria import SearchOptions, build_query, custom_criterion, sort_options
+from oppcli.domain.lookups import Lookups
+from oppcli.domain.query import NONE_ID, CustomCriterion, Query, order
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain.values import (
     check_date_order,
     check_percent,
     format_close_date,
@@ -27,8 +29,7 @@ from oppcli.models import (
     split_list,
     stored_close_date,
 )
-from oppcli.query import NONE_ID, CustomCriterion, Query, order
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.errors import ConflictError, NotFoundError, ValidationError
 
 LK = Lookups(SAMPLE_LOOKUPS)
 RECORDS = sample_records()
@@ -38,7 +39,7 @@ def utc(text: str) -> int:
     return int(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp())
 
 
-# ---- models: dates ------------------------------------------------------------------------------
+# ---- values: dates ------------------------------------------------------------------------------
 @pytest.mark.parametrize("text,order_,expected", [
     ("03/04/2026", "MDY", dt.date(2026, 3, 4)),
     ("03/04/2026", "DMY", dt.date(2026, 4, 3)),
@@ -112,7 +113,7 @@ def test_check_date_order_refuses_others():
         check_date_order("YMD")
 
 
-# ---- models: numbers, booleans, tags -------------------------------------------------------------
+# ---- values: numbers, booleans, tags -------------------------------------------------------------
 @pytest.mark.parametrize("text,expected", [
     ("42", 42), (" 42 ", 42), ("-7", -7), ("12.5", 12.5), ("1_000", 1000), ("12.0", 12),
     ("0", 0), ("1e3", 1000.0), ("+3", 3),
@@ -131,7 +132,7 @@ def test_parse_number_refuses_non_numbers(text):
 
 def test_parse_number_keeps_huge_integers_exactly():
     assert parse_number("9007199254740991", "v") == 2**53 - 1
-    # (was: a float past 2**53, which changed the value; now exact up to 64 bits, else refused)
+    # (never a float past 2**53, which would change the value: exact up to 64 bits, else refused)
     assert parse_number("9007199254740993", "v") == 9007199254740993
     assert isinstance(parse_number("1e20", "v"), float)
 

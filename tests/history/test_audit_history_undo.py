@@ -1,4 +1,6 @@
-"""The audit log, history and undo, on both backends."""
+"""The audit log, history and undo, on both backends: every change recorded with before and
+after (imports row by row), history newest first, undo only of what is unchanged since and only
+in the backend and store the change was made in; a log that cannot be written stops the change."""
 
 from __future__ import annotations
 
@@ -108,6 +110,31 @@ def test_a_change_on_another_backend_is_not_undone_here(run, sample, copper):
     r = run("--backend", "local", "undo", audit_id, expect=2)
     assert "--backend" in r.stderr
     run("--backend", "local", "undo", expect=4)
+
+
+# A change belongs to the store it was made in, known by its real path (the audit entry's
+# "where"): undo in another store reached by the same relative --store replays nothing, and
+# history finds a store's changes however its path is spelled.
+def test_undo_does_not_replay_another_stores_delete(run, tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    run("--store", "deals", "init", "--sample")
+    run("--store", "deals", "delete", "1001", "--yes")
+    monkeypatch.chdir(tmp_path / "b")
+    run("--store", "deals", "init", "--sample")  # another store, 1001 still in it
+    r = run("--store", "deals", "undo", expect=None)
+    ids = [x["id"] for x in orjson.loads(run("--store", "deals", "list", "-o", "json").stdout)]
+    assert r.exit_code != 0 and len(ids) == 36, \
+        f"undo in store b replayed store a's delete: {r.stderr}"
+
+
+def test_history_finds_changes_whatever_the_store_path_is_spelled(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run("--store", "deals", "init", "--sample")
+    run("--store", "deals", "update", "1001", "--name", "Renamed", "-o", "json")
+    hist = orjson.loads(run("--store", str(tmp_path / "deals"), "history", "-o", "json").stdout)
+    assert [e["id"] for e in hist] == [1001]
 
 
 def test_imports_are_audited_row_by_row(run, sample, isolated, tmp_path):

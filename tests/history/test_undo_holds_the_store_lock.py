@@ -1,5 +1,5 @@
 """undo's check ("changed since?") and its write hold the store's lock together, so no other
-writer slips in between (issue "Nothing lost"); LocalStore.exclusive() is that lock, reentrant.
+writer slips in between and no change is lost; LocalStore.exclusive() is that lock, reentrant.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from oppcli.errors import ServiceError
 
 def test_exclusive_is_reentrant_and_keeps_other_writers_out(sample, monkeypatch):
     store, other = LocalStore.open(sample), LocalStore.open(sample)
-    monkeypatch.setattr("oppcli.backends.local.LOCK_TIMEOUT", 0.3)
+    monkeypatch.setattr("oppcli.backends.local.store.LOCK_TIMEOUT", 0.3)
     with store.exclusive():
         with store.exclusive():  # nested: joins, does not wait for itself
             made = store.create({"name": "inside", "primary_contact_id": 601})
@@ -33,8 +33,8 @@ def test_exclusive_is_reentrant_and_keeps_other_writers_out(sample, monkeypatch)
 def test_a_writer_racing_undo_waits_for_it_and_is_not_overwritten(run, sample, monkeypatch):
     """Deterministic: the racer starts right after undo's check has read the record, from
     another store object (another lock holder), and is given time to write. Holding the lock,
-    undo writes first and the racer's change lands after it; without the lock the racer wrote
-    in between and undo silently put the old value back over it."""
+    undo writes first and the racer's change lands after it, never put back by undo's old
+    value."""
     run("update", "1001", "--details", "changed")
     racer_done = threading.Event()
     real_get = LocalStore.get

@@ -1,4 +1,4 @@
-"""Ids are never reused, whatever order the data file is in (issue "Nothing lost").
+"""Ids are never reused, whatever order the data file is in.
 
 A user may sort opportunities.jsonl by hand (`jq -c -s 'sort_by(.name)[]'`), and an older
 oppcli left meta.json's next_id where it was on every create: create must still issue an id
@@ -41,7 +41,7 @@ def jq_sort_by_name(store: Path) -> None:
 
 
 def as_an_older_oppcli_left_it(store: Path, next_id: int) -> None:
-    """meta.json as oppcli before this fix wrote it: next_id not advanced by creates, no stamp."""
+    """meta.json as an older oppcli wrote it: next_id not advanced by creates, no stamp."""
     meta = orjson.loads((store / META).read_bytes())
     meta["next_id"] = next_id
     meta.pop("data_stamp", None)

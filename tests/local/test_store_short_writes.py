@@ -1,5 +1,5 @@
 """Short writes in the store's rewrite (update, delete): continued while the disk takes bytes,
-and a full disk is exit 3 with the store unchanged (issue "Nothing lost").
+and a full disk is exit 3 with the store unchanged: nothing is lost.
 
 os.write may write fewer bytes than asked (a full disk, a signal); the rewrite's new lines and
 the pread/write fallback of its copy (where sendfile is not supported) must not drop the rest.
@@ -17,6 +17,11 @@ import pytest
 
 from oppcli.backends import local as local_module
 from oppcli.backends.local import DATA
+from oppcli.util import files as files_module
+
+# The modules that call os for the store: its own and the shared file helpers.
+STORE_OS_USERS = (files_module, local_module.datafile, local_module.rewrite, local_module.scan,
+                  local_module.store)
 
 
 def snapshot(store: Path) -> dict[str, bytes]:
@@ -59,7 +64,8 @@ class ShortOs:
 def short_os(monkeypatch: pytest.MonkeyPatch):
     def install(**kw: Any) -> ShortOs:
         fake = ShortOs(**kw)
-        monkeypatch.setattr(local_module, "os", fake)
+        for module in STORE_OS_USERS:
+            monkeypatch.setattr(module, "os", fake)
         return fake
     return install
 
@@ -98,7 +104,8 @@ def test_short_writes_that_make_progress_are_continued(run, sample, short_os, mo
     fake = short_os(budget=None, no_sendfile=no_sendfile)
     run(*WRITES[op])
     assert fake.short >= 1
-    monkeypatch.setattr(local_module, "os", os)
+    for module in STORE_OS_USERS:
+        monkeypatch.setattr(module, "os", os)
     lines = (sample / DATA).read_bytes().splitlines()
     records = {r["id"]: r for r in map(orjson.loads, lines)}  # every line whole
     if op == "update":

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oppcli import fields as F
+from oppcli.domain import fields as F
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7}

@@ -4,6 +4,7 @@ verified; no input reaches a shell or eval."""
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from conftest import API_KEY
 from oppcli.backends.copper import HttpClient
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "oppcli"
+SRC = Path(__file__).resolve().parents[2] / "src" / "oppcli"
 
 
 def test_the_key_never_appears_anywhere(run, copper, isolated, tmp_path, monkeypatch):
@@ -95,6 +96,18 @@ def test_a_readable_config_holding_a_key_is_refused(run, sample, monkeypatch, mo
     assert f"chmod 600 {path}" in r.stderr and API_KEY not in r.stderr
     path.chmod(0o600)
     run("list", "-o", "json")
+
+
+def test_a_readable_config_holding_the_key_as_a_flat_dotted_key_is_refused(run, tmp_path):
+    """The key counts however the TOML spells it: a quoted "copper.api_key" = ... under the
+    profile is a key too, and a world-readable file holding it is refused like any other."""
+    cfg = tmp_path / "config" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text('[profiles.default]\n"copper.api_key" = "SECRETKEY123"\n'
+                   '"copper.user_email" = "a@b.c"\n')
+    os.chmod(cfg, 0o644)
+    r = run("config", "show", expect=None)
+    assert r.exit_code == 3, "a world-readable config holding the key was used"
 
 
 def test_a_readable_config_without_a_key_is_fine(run, sample):

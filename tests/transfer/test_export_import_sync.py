@@ -1,4 +1,10 @@
-"""Issue 4: cron-ready exports, bulk import and the offline mirror, through the real CLI.
+"""Cron-ready exports, bulk import and the offline mirror (sync pull), through the real CLI.
+
+Exports stream every format, replace their file atomically, hold exactly what changed since the
+state file's mark (never hiding a change, one run per state file at a time) and are silent
+without a terminal; what export writes imports back unchanged; bad import rows fail alone; a
+pull makes a read-only mirror that gives the same answers as Copper, and a failed pull changes
+nothing and can be run again.
 
 Most cases run on both backends (`be`: the local sample store, or the Copper test server seeded
 with the same sample data). Processes, signals and cron-shaped runs use the installed `oppcli`
@@ -29,9 +35,10 @@ import pytest
 
 from conftest import API_KEY, USER_EMAIL, build_store, copper_env, derived_records, oppcli_exe
 from fakecopper import FakeCopper
-from oppcli import fields as F
 from oppcli.backends.local import DATA, LocalStore
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.domain import fields as F
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
+from oppcli.errors import StoreError
 
 SEARCH = "/opportunities/search"
 FORMATS = ["jsonl", "json", "csv", "tsv"]
@@ -464,6 +471,41 @@ def test_records_sharing_the_high_water_mark_are_not_missed(run, monkeypatch, wo
         assert export() == []
 
 
+def test_a_busy_record_does_not_hide_other_changes_from_the_incremental_export(run, store_path,
+                                                                                 tmp_path):
+    """An update is stamped max(now, previous + 1), so a record updated N times within a few
+    seconds is stamped up to N seconds ahead. The export's high-water mark must not let such a
+    record hide a change made to another record after the export ran."""
+    build_store(store_path, derived_records(5))
+    store = LocalStore.open(store_path)
+    for i in range(90):  # e.g. a script or an import file touching one deal 90 times
+        store.update(1, {"monetary_value": 1000 + i})
+    state = tmp_path / "deals.state"
+    run("export", "--state-file", str(state))
+    store.update(2, {"monetary_value": 4242})  # a real change, made after that export
+    out = run("export", "--state-file", str(state)).stdout
+    ids = [orjson.loads(x)["id"] for x in out.splitlines() if x.strip()]
+    assert 2 in ids, "record 2 was modified after the last export but is never exported"
+
+
+def test_two_exports_with_one_state_file_do_not_run_at_once(run, sample, tmp_path):
+    import fcntl
+
+    state, out = tmp_path / "deals.state", tmp_path / "deals.jsonl"
+    out.write_bytes(b"previous\n")
+    fd = os.open(str(state) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another export holds it
+        r = run("--backend", "local", "export", "--state-file", str(state), "--output-file",
+                str(out), expect=5)
+        assert "another export is running" in r.stderr
+        assert out.read_bytes() == b"previous\n" and not state.exists()
+    finally:
+        os.close(fd)
+    run("--backend", "local", "export", "--state-file", str(state), "--output-file", str(out))
+    assert state.exists() and len(out.read_bytes().splitlines()) == 36
+
+
 def test_since_a_date_or_a_duration(run, be, work):
     everything = rows(export_bytes(run, be))
     march = 1772323200  # 2026-03-01T00:00:00Z
@@ -620,6 +662,19 @@ def test_a_neutralised_csv_cell_imports_as_the_original_text(run, be, work):
     assert run.json(*be.args("show", danger)) == before
 
 
+def test_csv_export_of_a_custom_field_with_an_odd_definition_id(run, isolated):
+    """A hand-edited record whose custom_field_definition_id is a list (or a dict) exports to
+    CSV with that cell empty (exit 0), not an "unexpected error"."""
+    recs = derived_records(3)
+    recs[1]["custom_fields"] = [{"custom_field_definition_id": [401], "value": "x"}]
+    store = isolated / "odd"
+    build_store(store, recs)
+    r = run("--store", str(store), "export", "-o", "csv", "--fields", "id,custom_fields",
+            expect=None)
+    assert r.exit_code == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 4
+
+
 # ---- 5. import ----------------------------------------------------------------------------------
 def _round_trip(run, be: Source, work: Path, fmt: str) -> tuple[list[dict], list[dict]]:
     """Export from be, import into an empty store with the sample lookups; both record lists
@@ -661,6 +716,18 @@ def test_csv_export_then_import_reproduces_the_records(run, be, work):
     original, copied = _round_trip(run, be, work, "csv")
     assert [multiselect_empty_as_null(comparable(r)) for r in copied] == \
         [multiselect_empty_as_null(comparable(r)) for r in original]
+
+
+def test_csv_export_then_import_of_an_untouched_store_changes_nothing(run, sample, tmp_path):
+    """What export writes imports back unchanged: cells are not stripped of their white space
+    and an empty MultiSelect stays [], so a nightly round trip updates nothing (no new
+    date_modified, nothing in the audit log)."""
+    run("update", "1001", "--details", "notes\n", "-o", "json")
+    out = tmp_path / "deals.csv"
+    run("export", "-o", "csv", "--output-file", str(out))
+    r = run("import", str(out))
+    changed = [line for line in r.stderr.splitlines() if ": updated" in line]
+    assert changed == [], changed
 
 
 def test_import_into_copper_reproduces_the_records(run, sample, monkeypatch, work):
@@ -1012,6 +1079,15 @@ def test_progress_and_a_summary_only_on_a_terminal(sample, work):
     assert len(rows(out.read_bytes())) == 36
 
 
+def test_sync_pull_is_silent_on_success_in_cron(run, copper, tmp_path):
+    """Without a terminal a successful pull prints nothing (README "Cron": silent unless
+    something fails; cron mails what they print on stderr), so an hourly pull mails no one."""
+    mirror = tmp_path / "mirror"
+    run("--store", str(mirror), "sync", "pull")
+    r = run("--store", str(mirror), "sync", "pull")
+    assert r.stderr == "", r.stderr
+
+
 # ---- 7. sync pull: the offline mirror -----------------------------------------------------------
 @pytest.fixture
 def mirror(run, copper, work) -> Path:
@@ -1126,6 +1202,37 @@ def test_a_failed_pull_changes_nothing(run, copper, mirror, monkeypatch):
     assert snapshot(mirror) == before and temps(mirror) == []
 
 
+# The first pull creates the store and marks it a mirror last: a first pull that fails or is
+# stopped in between (a full disk, SIGTERM during a large merge) can simply be run again, and
+# the half-made store meanwhile refuses local writes as a mirror does.
+def test_a_failed_first_pull_can_be_retried(run, copper, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    real = LocalStore.merge_mirror
+    calls = {"n": 0}
+
+    def flaky(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise StoreError("cannot rewrite opportunities.jsonl: No space left on device")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(LocalStore, "merge_mirror", flaky)
+    run("--store", str(mirror), "sync", "pull", expect=3)
+    # the disk has room again: the cron job's next run
+    r = run("--store", str(mirror), "sync", "pull", expect=None)
+    assert r.exit_code == 0, r.stderr
+
+
+def test_a_half_made_mirror_is_not_writable(run, copper, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    monkeypatch.setattr(LocalStore, "merge_mirror",
+                        lambda self, *a, **kw: (_ for _ in ()).throw(StoreError("disk full")))
+    run("--store", str(mirror), "sync", "pull", expect=3)
+    r = run("--backend", "local", "--store", str(mirror), "create", "--name", "X",
+            "--primary-contact-id", "601", expect=None)
+    assert r.exit_code == 2, "a store made by sync pull accepted a local write"
+
+
 def test_import_by_name_on_copper_costs_a_search_and_a_put_per_row(run, copper, work):
     path = work / "rows.csv"
     path.write_text("name,status\nNorthwind Traders - Onboarding Package,Won\n"
@@ -1140,7 +1247,7 @@ def test_import_by_name_on_copper_costs_a_search_and_a_put_per_row(run, copper, 
 def test_sigterm_turned_into_another_exception_still_exits_143():
     """SIGTERM landing inside library code that catches and re-raises (threading.Thread.start
     turns it into KeyError) is still the termination: exit 143, not a crash with exit 1."""
-    from oppcli.transfer import terminate_cleanly
+    from oppcli.util.interrupts import terminate_cleanly
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as exc, terminate_cleanly():
@@ -1154,7 +1261,7 @@ def test_sigterm_turned_into_another_exception_still_exits_143():
 
 
 def test_an_error_without_sigterm_is_left_as_it_is():
-    from oppcli.transfer import terminate_cleanly
+    from oppcli.util.interrupts import terminate_cleanly
 
     with pytest.raises(KeyError), terminate_cleanly():
         raise KeyError("a real bug")

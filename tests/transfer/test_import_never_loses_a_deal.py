@@ -1,6 +1,7 @@
 """Import never loses, duplicates or silently drops a deal: matching only deals that existed
-before the run, --on-missing and --keep-ids, and runs stopped by signals, closed outputs, an
-unwritable failed-rows path or a lost Copper answer, with every row reported exactly once."""
+before the run, --on-missing and --keep-ids, and runs stopped by signals, Ctrl-C, closed outputs,
+an unwritable failed-rows path or a lost Copper answer, with every row reported exactly once and
+every deal it made in the audit log."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import orjson
 import pytest
 
 from conftest import API_KEY, USER_EMAIL, copper_env, oppcli_exe
-from fakecopper import FakeCopper
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records
+from fakecopper import FakeCopper, FaultRule
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
 
 
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
@@ -35,7 +36,7 @@ def _emptied_sample(run) -> None:
     run("delete", *ids, "--yes")
 
 
-# ---- 1. a row matches only a deal that existed before the import started --------------------
+# ---- a row matches only a deal that existed before the import started ---------------------------
 def test_restoring_an_export_into_an_emptied_store_keeps_every_deal(run, tmp_path, monkeypatch):
     run("init", "--sample")
     export = tmp_path / "deals.jsonl"
@@ -183,7 +184,7 @@ def test_keep_ids_is_refused_on_copper(run, copper, tmp_path):
     assert "local store only" in r.stderr and copper.records == before
 
 
-# ---- 2. where the rows not imported go --------------------------------------------------------
+# ---- where the rows not imported go, whatever stops the run -------------------------------------
 def test_an_existing_failed_rows_file_is_refused_before_any_row(run, sample, tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_bytes(_jsonl([{"name": "New", "primary_contact_id": 601}]))
@@ -323,6 +324,36 @@ def test_ctrl_c_while_stderr_is_blocked_keeps_the_rows_not_done(run, sample, tmp
     assert set(seen.values()) == {1}, sum(1 for c in seen.values() if c != 1)
 
 
+def test_an_interrupted_import_keeps_the_rows_not_done(run, sample, tmp_path, monkeypatch):
+    """Ctrl-C between rows: the rows not done go to the failed-rows file (each marked with when
+    the import started), and running that file finishes the job with each row made once."""
+    from oppcli.ops import importing
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("name,primary_contact_id\n" + "".join(f"deal {i},601\n" for i in range(6)))
+    original = importing.Importer.one
+    calls = {"n": 0}
+
+    def one(self, row, started):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, row, started)
+
+    monkeypatch.setattr(importing.Importer, "one", one)
+    r = run("--backend", "local", "import", str(rows), expect=130)
+    assert "interrupted at line 5" in r.stderr
+    left = (tmp_path / "rows.failed.csv").read_text().splitlines()
+    # (each row also carries when the import started: oppcli_import_started)
+    assert [",".join(x.split(",")[:2]) for x in left] == \
+        ["name,primary_contact_id", "deal 3,601", "deal 4,601", "deal 5,601"]
+    assert left[0].split(",")[2:] == ["oppcli_import_started"]
+    monkeypatch.setattr(importing.Importer, "one", original)
+    run("--backend", "local", "import", str(tmp_path / "rows.failed.csv"))
+    names = [x["name"] for x in run.json("--backend", "local", "search", "--name-contains", "deal ")]
+    assert sorted(names) == [f"deal {i}" for i in range(6)]  # each row exactly once
+
+
 def test_a_closed_stdout_stops_the_import_with_141_keeping_the_rest(run, sample, tmp_path):
     path, names = _rows_file(tmp_path, 3000)
     shell = f"'{oppcli_exe()}' import '{path}' -o jsonl | head -1; echo \"rc=${{PIPESTATUS[0]}}\""
@@ -344,7 +375,7 @@ def test_the_json_report_is_printed_when_the_import_stops(run, copper, tmp_path)
     assert "not imported are in" in r.stderr
 
 
-# ---- 4.1 Copper: a create whose outcome is unknown is never made twice ------------------------
+# ---- Copper: a create whose outcome is unknown is never made twice ------------------------------
 def test_a_lost_create_answer_with_a_failing_search_is_unknown_not_failed(run, copper, tmp_path):
     copper.fail("/opportunities$", method="POST", after=True, status=502)
     copper.fail("/opportunities/search", method="POST", status=500, times=30)
@@ -390,7 +421,56 @@ def test_an_unknown_csv_row_carries_its_marker_column(run, sample, tmp_path):
     assert len(run.json("search", "--name", "Csv Row")) == 1
 
 
-# ---- 5.5 export: a closed stdout is a failure that keeps the state ---------------------------
+class SecondCreateFails(FakeCopper):
+    """The 2nd POST /opportunities gets a 502 *before* Copper handles it: nothing is made."""
+
+    posts = 0
+
+    def _take_rule(self, method, path):
+        if method == "POST" and path.endswith("/opportunities"):
+            self.posts += 1
+            if self.posts == 2:
+                return FaultRule(".*", status=502)
+        return super()._take_rule(method, path)
+
+
+def test_a_lost_create_is_not_confirmed_by_an_earlier_row_of_the_same_run(run, monkeypatch,
+                                                                          tmp_path):
+    """A create that never reached Copper is not taken for made because an earlier row of the
+    same run made a deal with the same name and contact: either both deals exist, or the row
+    is reported failed or unknown (a lost answer is reported unknown: the rerun looks before it
+    creates), never created with the earlier row's id."""
+    srv = SecondCreateFails(lookups=SAMPLE_LOOKUPS, records=sample_records(), api_key=API_KEY,
+                            user_email=USER_EMAIL)
+    with srv:
+        for k, v in copper_env(srv.url).items():
+            monkeypatch.setenv(k, v)
+        path = tmp_path / "deals.jsonl"
+        # two deals for the same contact with the same name (e.g. two renewal quotes)
+        path.write_bytes(_jsonl([{"name": "Renewal", "primary_contact_id": 605, "monetary_value": 1},
+                                 {"name": "Renewal", "primary_contact_id": 605, "monetary_value": 2}]))
+        r = run("import", str(path), "-o", "json", expect=None)
+        results = orjson.loads(r.stdout)
+        made = [x for x in srv.records.values() if x["name"] == "Renewal"]
+    assert len(made) == 2 or results[1]["action"] in ("failed", "unknown"), (results, len(made))
+
+
+def test_a_create_confirmed_after_a_lost_answer_is_in_the_audit_log(run, copper, tmp_path):
+    """A create whose answer was lost and that the import then found made is audited like any
+    other, so `oppcli undo` can take it back."""
+    copper.fail("/opportunities$", method="POST", after=True, status=502)
+    path = tmp_path / "deals.jsonl"
+    path.write_bytes(_jsonl([{"name": "Lost Answer Deal", "primary_contact_id": 605}]))
+    r = run("import", str(path), "-o", "json")
+    (result,) = orjson.loads(r.stdout)
+    assert result["action"] == "created"
+    log = tmp_path / "config" / "audit.jsonl"
+    entries = [orjson.loads(x) for x in log.read_bytes().splitlines()] if log.exists() else []
+    assert [e["id"] for e in entries if e["op"] == "create"] == [result["id"]], \
+        "import reported 'created' but the audit log has no entry: `oppcli undo` cannot take it back"
+
+
+# ---- export: a closed stdout is a failure that keeps the state ----------------------------------
 def test_an_export_whose_reader_dies_exits_141_and_keeps_the_state(run, tmp_path, store_path):
     from conftest import build_store, derived_records
 
@@ -415,7 +495,7 @@ def test_a_read_command_whose_reader_leaves_stays_quiet(tmp_path, store_path):
     assert proc.stdout.strip() == "rc=0" and proc.stderr == ""
 
 
-# ---- 5.4 two imports by name at once create each deal once (local store) ----------------------
+# ---- two imports by name at once create each deal once (local store) ----------------------------
 def test_two_imports_by_name_at_once_create_each_deal_once(run, sample, tmp_path):
     path, names = _rows_file(tmp_path, 150)
     procs = [subprocess.Popen([oppcli_exe(), "import", str(path), "--match", "name",

@@ -11,7 +11,7 @@ import orjson
 
 from conftest import API_KEY, USER_EMAIL, copper_env, derived_records
 from fakecopper import FakeCopper
-from oppcli.sample import SAMPLE_LOOKUPS
+from oppcli.domain.sample import SAMPLE_LOOKUPS
 
 T0 = 1_700_000_000
 
@@ -30,8 +30,9 @@ def _start(monkeypatch, srv: FakeCopper, **env) -> FakeCopper:
 
 def test_a_full_pull_that_cannot_page_a_tie_fails_and_drops_nothing(run, monkeypatch, tmp_path):
     """450 deals modified in one second, past Copper's window of results (made 400 here):
-    paging used to stop there with a warning, and --full dropped the rest."""
-    monkeypatch.setattr("oppcli.backends.copper.SEARCH_WINDOW", 400)
+    paging cannot go on past the window, so the full pull fails rather than stop with a
+    warning and drop the rest."""
+    monkeypatch.setattr("oppcli.backends.copper.paging.SEARCH_WINDOW", 400)
     recs = derived_records(1500)
     for i, r in enumerate(recs):
         r["date_modified"] = T0 + i
@@ -85,7 +86,7 @@ def _undated_records() -> list[dict]:
 
 def _pull_full_in_process(srv: FakeCopper, mirror):
     from oppcli.backends.copper import CopperBackend, HttpClient, Pacer
-    from oppcli.sync import pull
+    from oppcli.ops.sync import pull
 
     client = HttpClient(srv.url, API_KEY, USER_EMAIL, backoff=0.01, pacer=Pacer(100_000, 60.0))
     return pull(CopperBackend(client, concurrency=1), mirror, date_order="MDY", full=True)
