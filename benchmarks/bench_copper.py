@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fakecopper import FakeCopper  # noqa: E402
-from oppcli.sample import SAMPLE_LOOKUPS, sample_records  # noqa: E402
+from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records  # noqa: E402
 
 TARGET_FRACTION = 0.9
 API_KEY = "bench-key-0123456789"

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_store import Broken, Report, clean_env, find_oppcli  # noqa: E402
 
 from oppcli.backends.local import LocalStore  # noqa: E402
-from oppcli.sample import SAMPLE_LOOKUPS  # noqa: E402
+from oppcli.domain.sample import SAMPLE_LOOKUPS  # noqa: E402
 
 TARGET_VERSION = 1.3
 TARGET_HELP = 1.3

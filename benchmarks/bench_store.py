@@ -101,8 +101,8 @@ from typing import Any
 import orjson
 
 from oppcli.backends.local import DATA, META, LocalStore, _stamp, atomic_write, dump_line
-from oppcli.fields import EXTRA_NAMES
-from oppcli.sample import BASE_TIME, SAMPLE_LOOKUPS
+from oppcli.domain.fields import EXTRA_NAMES
+from oppcli.domain.sample import BASE_TIME, SAMPLE_LOOKUPS
 
 SEED = 20260101
 SMALL = 100
