@@ -120,10 +120,11 @@ class Session:
               limit: int | None = None, **filters: Any) -> Query:
         """The Query for search's filters (names resolved, dates parsed, all validated)."""
         from oppcli.domain.criteria import build_query, sort_options
+        from oppcli.domain.query import Query
 
         given = O.gather(O.FILTERS, filters, "search")
         query = build_query(_search_options(given), self.backend.lookups(), self.date_order) \
-            if given else _empty_query()
+            if given else Query()
         query.sort_by, query.descending = sort_options(sort, asc)
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
@@ -295,9 +296,3 @@ def _search_options(given: dict[str, Any]) -> Any:
 
     values = {("ids" if k == "id" else k): v for k, v in given.items()}
     return SearchOptions(**values)
-
-
-def _empty_query() -> Query:
-    from oppcli.domain.query import Query
-
-    return Query()

@@ -182,6 +182,16 @@ class Progress:
             self.streams.stderr.flush()
 
 
+def notice(message: str) -> None:
+    """Streams.notice on the process's stderr as it is now: where a backend or the audit
+    wrapper reports when its caller gave no Streams."""
+    Streams.system().notice(message)
+
+
+def warn(message: str) -> None:
+    Streams.system().warn(message)
+
+
 def literal(text: str) -> str:
     """Text for a terminal: control and invisible format characters escaped."""
     if text.isprintable():

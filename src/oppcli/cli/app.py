@@ -87,12 +87,6 @@ class OppcliGroup(TyperGroup):
             except (OSError, ValueError):
                 pass  # stderr closed too: the exit code still says it
             code = exc.exit_code
-        except typer.Abort as exc:
-            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
-                code = E.INTERRUPTED
-            else:  # end of input at a prompt
-                run.notice("aborted")
-                code = E.USAGE
         except EOFError:  # end of input at a prompt
             run.notice("aborted")
             code = E.USAGE

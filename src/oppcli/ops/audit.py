@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -24,6 +23,7 @@ import orjson
 
 from oppcli.backends.base import Backend, SearchReport
 from oppcli.errors import ConfigError, PartialFailure
+from oppcli.io import warn
 
 if TYPE_CHECKING:
     from oppcli.domain.lookups import Lookups
@@ -111,7 +111,7 @@ class Audited(Backend):
         self.inner = inner
         self.log = log
         self.undo_of: str | None = None  # set by undo for the entries it writes
-        self._notice = notice or _stderr_warning
+        self._notice = notice or warn
 
     # ---- reads and properties: the inner backend's -------------------------------------------
     @property
@@ -162,8 +162,7 @@ class Audited(Backend):
     # ---- changes: made, then recorded -----------------------------------------------------------
     def create(self, payload: Mapping[str, Any], *, keep_id: int | None = None) -> Record:
         self.log.check()
-        record = self.inner.create(payload, keep_id=keep_id) if keep_id is not None \
-            else self.inner.create(payload)
+        record = self.inner.create(payload, keep_id=keep_id)
         self._append("create", record["id"], None, record)
         return record
 
@@ -198,10 +197,6 @@ class Audited(Backend):
         except OSError as exc:  # the change is made; say loudly that it is not recorded
             self._notice(f"opportunity {opp_id} was changed ({op}) but the audit log "
                          f"{self.log.path} could not record it: {exc.strerror}")
-
-
-def _stderr_warning(message: str) -> None:
-    print(f"oppcli: warning: {message}", file=sys.stderr)
 
 
 def changed_keys(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:

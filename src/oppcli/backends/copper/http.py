@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from oppcli.errors import (
     UncertainWrite,
     ValidationError,
 )
+from oppcli.io import notice
 
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_AFTER = 300.0
@@ -38,13 +38,9 @@ AUTH_HINT = ("check copper.api_key and copper.user_email (`oppcli config show`, 
 MAX_MESSAGE = 300  # characters of the server's own words shown in an error
 
 
-def _stderr(message: str) -> None:
-    """Where the backend's debug lines and warnings go when no one says otherwise."""
-    if not message.isprintable():  # Copper's text, shown literally
-        from oppcli.output import literal
-
-        message = literal(message)
-    print(f"oppcli: {message}", file=sys.stderr)
+# Where the backend's debug lines and warnings go when no one says otherwise (Copper's text
+# shown literally).
+_stderr = notice
 
 
 class Answer:

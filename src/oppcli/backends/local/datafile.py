@@ -9,7 +9,6 @@ import errno
 import itertools
 import operator
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,6 +18,7 @@ import orjson
 from oppcli.backends.base import Record
 from oppcli.backends.local.format import DATA, ID_AT_START, LINE_IDS, NEXT_IDS, stamp, uniform
 from oppcli.errors import StoreError
+from oppcli.io import warn
 
 CHUNK = 4 << 20
 
@@ -51,10 +51,6 @@ def read_all(f: BinaryIO) -> bytes:
     return f.read()
 
 
-def _stderr_warning(message: str) -> None:
-    print(f"oppcli: warning: {message}", file=sys.stderr)
-
-
 class DataFile:
     """A store directory and its data file, for reading; LocalStore adds the writes."""
 
@@ -64,7 +60,7 @@ class DataFile:
         self.data_path = path / DATA
         self._warned_torn = False
         # Where warnings for a person go (the I/O seam's warn; open_backend sets it).
-        self.warn: Callable[[str], None] = _stderr_warning
+        self.warn: Callable[[str], None] = warn
 
     def open_data(self) -> BinaryIO:
         try:

@@ -85,10 +85,7 @@ class Run:
 def run_of(ctx: typer.Context) -> Run:
     """The run this command belongs to (made by the entry point; a bare Click invocation
     without it gets a fresh one)."""
-    found = ctx.find_object(Run)
-    if found is None:
-        found = ctx.ensure_object(Run)
-    return found
+    return ctx.ensure_object(Run)
 
 
 # ---- shared options --------------------------------------------------------------------------
