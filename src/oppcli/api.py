@@ -18,7 +18,7 @@ person should know through its Streams (io.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from oppcli.domain.lookups import Lookups
     from oppcli.domain.query import Query
     from oppcli.ops.audit import Audited, AuditLog
+    from oppcli.ops.bulk import BulkResult, Plan, Selection
     from oppcli.ops.sync import PullResult
     from oppcli.ops.undo import UndoResult
 
@@ -174,26 +175,34 @@ class Session:
         base = (without_nulls_kept(payload_from_json(from_json, backend.lookups(),
                                                      backend.date_order()))
                 if from_json is not None else None)
-        payload = self._changes(given, base=base)
+        payload = self.changes(given, base=base)
         check_create(payload)
         return backend.create(payload)
 
-    def update(self, opportunity: int | str, **changes: Any) -> Record:
-        """Change only the given fields of one deal; returns the updated record."""
+    def update(self, opportunity: int | str, *, from_json: Mapping[str, Any] | None = None,
+               **changes: Any) -> Record:
+        """Change only the given fields of one deal (keywords, and/or a partial record as
+        `from_json`, in the API's shape; keywords override it); returns the updated record."""
+        from oppcli.domain.changes import payload_from_json
+
         given = O.gather(O.UPDATE_OPTS, changes, "update")
         backend = self.backend
         opp_id = self.find_id(opportunity)
+        base = (payload_from_json(from_json, backend.lookups(), backend.date_order())
+                if from_json is not None else None)
         context_pipeline = None
         if given.get("stage") is not None and given.get("pipeline") is None:
             context_pipeline = backend.get(opp_id).get("pipeline_id")
-        planned = self._changes(given, context_pipeline=context_pipeline)
+        planned = self.changes(given, base=base, context_pipeline=context_pipeline)
         if not planned:
             raise UsageError("nothing to change", "give at least one field option, e.g. --status "
                              "Won; see `oppcli update --help`")
         return backend.update(opp_id, planned)
 
-    def _changes(self, given: dict[str, Any], *, base: Mapping[str, Any] | None = None,
-                 context_pipeline: int | None = None) -> dict[str, Any]:
+    def changes(self, given: Mapping[str, Any], *, base: Mapping[str, Any] | None = None,
+                context_pipeline: int | None = None) -> dict[str, Any]:
+        """Gathered field options (options.gather) -> the changes as update() applies them:
+        names resolved, values parsed; `base` (a JSON object's fields) under them."""
         from oppcli.domain.changes import changes_from_options
 
         backend = self.backend
@@ -217,14 +226,97 @@ class Session:
         records = self.to_delete(*opportunities)
         return self.backend.delete([r["id"] for r in records])
 
+    # ---- many deals at once (ops/bulk.py) ----------------------------------------------------
+    def select(self, opportunities: Iterable[int | str] = (), *,
+               records: Iterable[Mapping[str, Any]] = (),
+               where: Mapping[str, Any] | None = None) -> Selection:
+        """The deals a bulk change works on: ids (or exact names), records (as search prints
+        them: they carry their own state, so Copper needs no GET for them), or search's
+        filters as `where` (keywords as for search()). One kind only."""
+        from oppcli.ops.bulk import Selection
+
+        return Selection(ids=list(dict.fromkeys(self.find_id(o) for o in opportunities)),
+                         records=[dict(r) for r in records], where=dict(where or {}))
+
+    def plan_update(self, selection: Selection, *, from_json: Mapping[str, Any] | None = None,
+                    **changes: Any) -> Plan:
+        """What update_many would change, deal by deal (field -> [before, after]); nothing
+        is written. Deals that already have the values are listed apart."""
+        from oppcli.domain.changes import payload_from_json
+        from oppcli.ops.bulk import plan_update
+
+        given = O.gather(O.UPDATE_OPTS, changes, "update")
+        base = (payload_from_json(from_json, self.backend.lookups(), self.backend.date_order())
+                if from_json is not None else None)
+        return plan_update(self, selection, given, base)
+
+    def plan_delete(self, selection: Selection) -> Plan:
+        """The deals delete_many would remove; nothing is written."""
+        from oppcli.ops.bulk import plan_delete
+
+        return plan_delete(self, selection)
+
+    def apply(self, plan: Plan, *, leftovers: str | Path | None = None) -> BulkResult:
+        """Write a plan as one audit batch (`undo(result.batch)` takes it all back). Returns
+        what happened; a stop (Ctrl-C, SIGTERM, Copper failing) is in result.stopped and
+        result.check() raises it, or PartialFailure when some deals failed. The ids not
+        changed go to `leftovers` (default: a new oppcli-OP-not-done-TIME.txt here)."""
+        from oppcli.ops.bulk import apply
+
+        return apply(self.backend, self.streams, plan,
+                     leftovers=Path(leftovers) if leftovers is not None else None)
+
+    def update_many(self, opportunities: Iterable[int | str] = (), *,
+                    records: Iterable[Mapping[str, Any]] = (),
+                    where: Mapping[str, Any] | None = None,
+                    from_json: Mapping[str, Any] | None = None, dry_run: bool = False,
+                    **changes: Any) -> BulkResult:
+        """Change many deals at once: plan, then (unless dry_run) apply; raises as
+        BulkResult.check() does."""
+        from oppcli.ops.bulk import BulkResult
+
+        plan = self.plan_update(self.select(opportunities, records=records, where=where),
+                                from_json=from_json, **changes)
+        if dry_run:
+            return BulkResult("update", changed=plan.previews, unchanged=plan.unchanged,
+                              dry_run=True)
+        result = self.apply(plan)
+        result.check()
+        return result
+
+    def delete_many(self, opportunities: Iterable[int | str] = (), *,
+                    records: Iterable[Mapping[str, Any]] = (),
+                    where: Mapping[str, Any] | None = None, dry_run: bool = False) -> BulkResult:
+        """Delete many deals at once, as one audit batch; raises as BulkResult.check()."""
+        from oppcli.ops.bulk import BulkResult
+
+        plan = self.plan_delete(self.select(opportunities, records=records, where=where))
+        if dry_run:
+            return BulkResult("delete", changed=plan.previews, dry_run=True)
+        result = self.apply(plan)
+        result.check()
+        return result
+
     # ---- the audit log ------------------------------------------------------------------------
     def history(self, opportunity: int | None = None, *, limit: int = 20,
-                all_backends: bool = False) -> list[dict[str, Any]]:
-        """Changes made through oppcli on this backend (all with `all_backends`), newest first."""
+                all_backends: bool = False, batch: str | None = None) -> list[dict[str, Any]]:
+        """Changes made through oppcli on this backend (all with `all_backends`), newest first.
+        A bulk change is one line (ops.audit.by_batch) unless `opportunity` asks for one
+        deal's entries; `batch` gives that batch's entries, one per deal."""
+        from oppcli.ops.audit import by_batch
+
         log = self.audit_log()
         entries = [e for e in log.entries() if (all_backends or log.holds(e))
                    and (opportunity is None or e.get("id") == opportunity)]
-        return entries[::-1][:limit]
+        if batch is not None:
+            entries = [e for e in entries if e.get("batch") == batch.strip()]
+            if not entries:
+                raise NotFoundError(f"no batch {batch!r} in the audit log"
+                                    + ("" if all_backends else f" of {log.where}"),
+                                    "`oppcli history` lists the batches by their audit id")
+            return entries[::-1][:limit]
+        entries.reverse()
+        return (entries if opportunity is not None else by_batch(entries))[:limit]
 
     def undo(self, audit_id: str | None = None, *, force: bool = False, dry_run: bool = False,
              yes: bool = True) -> UndoResult:

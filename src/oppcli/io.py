@@ -42,6 +42,8 @@ class Streams:
         self.color = color
         self._env = env
         self._width = width
+        self._terminal: IO[str] | None = None
+        self._terminal_tried = False
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -69,6 +71,23 @@ class Streams:
     def can_prompt(self) -> bool:
         """A person can answer: stdin and stderr (where the question goes) are a terminal."""
         return self.stdin is not None and self.stdin_tty and self.stderr_tty
+
+    @property
+    def can_prompt_terminal(self) -> bool:
+        """A person can answer even when stdin is a pipe: stderr is a terminal, and stdin is
+        one too or the process has one to read from (/dev/tty; none in cron)."""
+        return self.can_prompt or (self.stderr_tty and self._tty() is not None)
+
+    def _tty(self) -> IO[str] | None:
+        """The controlling terminal, opened once; never for in-memory streams."""
+        if not self._terminal_tried:
+            self._terminal_tried = True
+            if self._env is None:
+                try:
+                    self._terminal = open("/dev/tty", encoding="utf-8")  # noqa: SIM115
+                except OSError:
+                    self._terminal = None
+        return self._terminal
 
     @property
     def color_enabled(self) -> bool:
@@ -130,15 +149,17 @@ class Streams:
     def warn(self, message: str) -> None:
         self.notice(f"warning: {message}")
 
-    def confirm(self, question: str, *, default: bool = False) -> bool:
-        """Ask a yes/no question on stderr and read the answer from stdin. Raises
-        EOFError at end of input and KeyboardInterrupt on Ctrl-C (the entry point maps them)."""
+    def confirm(self, question: str, *, default: bool = False, terminal: bool = False) -> bool:
+        """Ask a yes/no question on stderr and read the answer from stdin (`terminal`: from
+        the terminal when stdin is a pipe, see can_prompt_terminal). Raises EOFError at end
+        of input and KeyboardInterrupt on Ctrl-C (the entry point maps them)."""
         hint = "[Y/n]" if default else "[y/N]"
+        source = self.stdin if (not terminal or self.stdin_tty) else self._tty()
         while True:
             self.stderr.write(f"{question} {hint}: ")
             self.stderr.flush()
-            assert self.stdin is not None
-            line = self.stdin.readline()
+            assert source is not None
+            line = source.readline()
             if not line:
                 self.stderr.write("\n")
                 raise EOFError
@@ -151,30 +172,46 @@ class Streams:
                 return False
             self.stderr.write("Error: invalid input\n")
 
-    def progress(self, what: str) -> Progress:
-        """A one-line running count on stderr, only when stderr is a terminal."""
-        return Progress(self, what)
+    def progress(self, what: str, total: int | None = None) -> Progress:
+        """A one-line running count on stderr (with `total`: out of it, and the time left),
+        only when stderr is a terminal."""
+        return Progress(self, what, total)
 
 
 class Progress:
-    """`what: 1,234 opportunities`, redrawn at most five times a second; never in cron."""
+    """`what: 1,234 opportunities` (or `what: 1,234 of 5,000 (24%), about 0:42 left`),
+    redrawn at most five times a second; never in cron."""
 
-    def __init__(self, streams: Streams, what: str) -> None:
+    def __init__(self, streams: Streams, what: str, total: int | None = None) -> None:
         self.streams = streams
         self.what = what
+        self.total = total
         self.count = 0
         self.on = streams.stderr_tty
+        self.started = time.monotonic()
         self._next = 0.0
 
     def wrap(self, items: Iterator[T]) -> Iterator[T]:
-        err = self.streams.stderr
         for item in items:
-            self.count += 1
-            if self.on and time.monotonic() >= self._next:
-                self._next = time.monotonic() + 0.2
-                err.write(f"\r{self.what}: {self.count:,} opportunities")
-                err.flush()
+            self.step()
             yield item
+
+    def step(self) -> None:
+        self.count += 1
+        if self.on and time.monotonic() >= self._next:
+            self._next = time.monotonic() + 0.2
+            self.streams.stderr.write(f"\r{self.line()}\033[K")
+            self.streams.stderr.flush()
+
+    def line(self) -> str:
+        if not self.total:
+            return f"{self.what}: {self.count:,} opportunities"
+        text = f"{self.what}: {self.count:,} of {self.total:,} ({100 * self.count // self.total}%)"
+        spent = time.monotonic() - self.started
+        if self.count and spent > 1:
+            left = int(spent / self.count * (self.total - self.count))
+            text += f", about {left // 60}:{left % 60:02d} left"
+        return text
 
     def done(self) -> None:
         if self.on:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from oppcli.errors import ConfigError
+from oppcli.errors import ConfigError, OppcliError
 
 if TYPE_CHECKING:
     from oppcli.config import Settings
@@ -21,6 +22,42 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 Notice = Callable[[str], None]  # where a backend reports what a person should know (io.Streams)
+
+
+@dataclass
+class Change:
+    """One deal of a bulk change: its id, the changes (as update() takes them; unused by
+    delete_many) and the record as the caller has it (None: the backend reads it)."""
+
+    id: int
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    current: Record | None = None
+
+
+@dataclass
+class Outcome:
+    """What a bulk change did to one deal: `before` and `after` the write (after None: deleted;
+    `written` False: it already had the values, nothing was sent), or the error that stopped
+    it (before as far as known)."""
+
+    id: int
+    before: Record | None = None
+    after: Record | None = None
+    error: OppcliError | None = None
+    written: bool = True
+
+    @property
+    def state(self) -> str:
+        """changed, unchanged, deleted or failed."""
+        if self.error is not None:
+            return "failed"
+        if self.after is None:
+            return "deleted"
+        return "changed" if self.written else "unchanged"
+
+
+Done = Callable[[Outcome], None]  # told each deal's outcome as soon as it is final
+Stopping = Callable[[], bool]  # asked between writes: True means send no more
 
 
 class SearchReport:
@@ -53,6 +90,9 @@ class Backend(Protocol):
     stream_order: tuple[str, bool]
     #: The record as it was before the latest update(): what the audit log records as "before".
     last_before: Record | None
+    #: Whether each read is a request to a service (Copper): a bulk change then trusts the
+    #: records the caller has in hand; the local store reads its own (a read costs nothing).
+    remote: bool
 
     def describe(self) -> str:
         """Where the data lives, for messages ("local store /path")."""
@@ -100,6 +140,29 @@ class Backend(Protocol):
 
     def delete(self, ids: list[int]) -> list[Record]:
         """Delete all or nothing: NotFoundError, before deleting any, if one id is unknown."""
+        ...
+
+    def get_many(self, ids: list[int]) -> dict[int, Record]:
+        """The deals with these ids, by id; an unknown id is left out (the caller says so).
+        The local store reads them in one pass; Copper with requests in flight at once."""
+        ...
+
+    def update_many(self, items: list[Change], done: Done, stopping: Stopping) -> None:
+        """Apply each item's changes to its deal, telling `done` every deal's Outcome (a deal
+        that already has the values costs no write; a deal that fails, say gone meanwhile
+        or refused by a 422, is an Outcome with its error, and the others go on).
+
+        The local store writes all of them in one pass and one atomic replace (all or none,
+        then every outcome); Copper sends one PUT per deal that changes, paced, several in
+        flight, asking `stopping()` before each: when it says True, nothing more is sent, the
+        requests in flight are waited for and told, and the call returns. An error that ends
+        the whole run (Copper failing after its retries) is raised after the outcomes of the
+        requests that were answered have been told."""
+        ...
+
+    def delete_many(self, items: list[Change], done: Done, stopping: Stopping) -> None:
+        """Delete each item's deal, as update_many (Outcome.after None when deleted; a deal
+        already gone is an Outcome with a NotFoundError)."""
         ...
 
     def search(self, query: Query) -> Iterator[Record]:

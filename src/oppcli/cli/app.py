@@ -47,8 +47,8 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("lookups", "Read", "read:lookups", "Show the lookup tables that names resolve against "
      "(stages, users, sources, ...)."),
     ("create", "Write", "write:create", "Create an opportunity; prints the stored record."),
-    ("update", "Write", "write:update", "Change only the given fields of an opportunity; "
-     "prints the updated record."),
+    ("update", "Write", "write:update", "Change only the given fields of one opportunity, or "
+     "of many at once."),
     ("delete", "Write", "write:delete", "Delete opportunities permanently (all or nothing: an "
      "unknown id deletes none)."),
     ("undo", "Write", "history:undo", "Take back a change: restore an updated or deleted "

@@ -31,12 +31,14 @@ def short_help(text: str, width: int) -> str:
 
 
 def takes(opts: Sequence[Opt], key: str, *, spelling: Callable[[Opt], str] | None = None,
-          complete: Callable[[Opt], Any] | None = None) -> Callable[[Any], Any]:
+          complete: Callable[[Opt], Any] | None = None,
+          panel: Callable[[Opt], str | None] | None = None) -> Callable[[Any], Any]:
     """Mark a command as taking these declared options; their values reach it as
     `given(ctx, key)`. `spelling` gives each option's flag under another name (bulk update
-    selects with filters while its own flags set fields); `complete` its completion."""
+    selects with filters while its own flags set fields); `complete` its completion; `panel`
+    the help panel it is listed under (default: the declaration's)."""
     def mark(func: Any) -> Any:
-        groups = [*getattr(func, _TAKES, ()), (tuple(opts), key, spelling, complete)]
+        groups = [*getattr(func, _TAKES, ()), (tuple(opts), key, spelling, complete, panel)]
         setattr(func, _TAKES, groups)
         return func
     return mark
@@ -59,26 +61,58 @@ def build(name: str, panel: str, target: Any) -> Any:
                                    rich_markup_mode=None)
     command = get_command_from_info(CommandInfo(name=name, callback=target, rich_help_panel=panel),
                                     pretty_exceptions_short=True, rich_markup_mode=None)
-    for opts, key, spelling, complete in reversed(getattr(target, _TAKES, ())):
-        _add(command, opts, key, spelling, complete)
+    groups = getattr(target, _TAKES, ())
+    at = sum(1 for p in command.params if p.param_type_name == "argument")
+    for opts, key, spelling, complete, panel in reversed(groups):  # the top decorator first
+        at += _add(command, opts, key, spelling, complete, panel, at)
+    if any(group[4] for group in groups):
+        setattr(command, "format_options", _sectioned(command))  # noqa: B010 -- one instance
     return command
 
 
-def _add(command: Any, opts: Sequence[Opt], key: str, spelling: Any, complete: Any) -> None:
+def _sectioned(command: Any) -> Callable[[Any, Any], None]:
+    """Help with the options under their panels' headings (in the order they first appear;
+    options without one under "Options"), for a command whose flags must not be confused
+    (update's --where-* select, its other flags change)."""
+    def format_options(ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in command.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append(record)
+            else:
+                sections.setdefault(getattr(param, "rich_help_panel", None) or "Options",
+                                    []).append(record)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        for title, records in sorted(sections.items(), key=lambda kv: kv[0] == "Options"):
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+    return format_options
+
+
+def _add(command: Any, opts: Sequence[Opt], key: str, spelling: Any, complete: Any,
+         panel: Any, at: int) -> int:
+    """Add the options at position `at` of the command's parameters; returns how many."""
     from typer.main import get_click_param
     from typer.models import ParamMeta
 
     made = []
     for opt in opts:
         flag = spelling(opt) if spelling else opt.flag
-        info = typer.Option(None, flag, help=opt.help, metavar=opt.metavar, rich_help_panel=opt.panel,
+        info = typer.Option(None, flag, help=opt.help, metavar=opt.metavar,
+                            rich_help_panel=panel(opt) if panel else opt.panel,
                             autocompletion=complete(opt) if complete else None)
         annotation = Optional[list[str]] if opt.many else Optional[str]  # noqa: UP045
         param, convertor = get_click_param(ParamMeta(name=f"{key}__{opt.name}", default=info,
                                                      annotation=annotation))
         made.append((opt.name, param, convertor))
     # Help order: the command's arguments, these options, then the command's own options.
-    at = sum(1 for p in command.params if p.param_type_name == "argument")
     command.params[at:at] = [param for _, param, _ in made]
     inner = command.callback
 
@@ -92,6 +126,7 @@ def _add(command: Any, opts: Sequence[Opt], key: str, spelling: Any, complete: A
         return inner(**kwargs)
 
     command.callback = callback
+    return len(made)
 
 
 # ---- shell completion scripts -----------------------------------------------------------------

@@ -266,3 +266,40 @@ class ZoneCheck:
                 f"copper.timezone ({tz}): days may show one off; set copper.timezone to the "
                 f"account's zone (e.g. `oppcli config set copper.timezone {spelled}`, or its "
                 "IANA name)")
+
+
+# ---- what a change did, per field --------------------------------------------------------------
+KEPT_IN_TRIM = ("id", "name", "date_modified")
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The writable fields a change gives another value: field -> [before, after]. Custom
+    fields under "custom_fields", as the lists of the definitions that change (in the API's
+    shape), so a script reads them as it would the records."""
+    out: dict[str, list[Any]] = {}
+    for name, value in changed_fields(before, after).items():
+        if name == "custom_fields":
+            ids = {cf.get("custom_field_definition_id") for cf in value}
+            was = {cf.get("custom_field_definition_id"): cf.get("value")
+                   for cf in before.get("custom_fields") or []}
+            out[name] = [[{"custom_field_definition_id": i, "value": was.get(i)} for i in ids_in(value)],
+                         [dict(cf) for cf in value if cf.get("custom_field_definition_id") in ids]]
+        else:
+            out[name] = [before.get(name), value]
+    return out
+
+
+def ids_in(custom: list[Mapping[str, Any]]) -> list[Any]:
+    return [cf.get("custom_field_definition_id") for cf in custom]
+
+
+def trimmed(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Record, Record]:
+    """(before, after) cut to the fields the change touched, plus id, name and date_modified:
+    what a bulk change keeps per deal (the audit log, undo and reports need no more, and
+    100,000 whole records would not fit the memory budget)."""
+    changes = diff(before, after)
+    b: Record = {k: before.get(k) for k in KEPT_IN_TRIM if k in before}
+    a: Record = {k: after.get(k) for k in KEPT_IN_TRIM if k in after}
+    for name, (was, now) in changes.items():
+        b[name], a[name] = was, now
+    return b, a

@@ -14,6 +14,7 @@ from oppcli.errors import UsageError
 if TYPE_CHECKING:
     from oppcli.io import Streams
     from oppcli.ops.audit import Audited, AuditLog
+    from oppcli.ops.bulk import BulkResult
 
 Entry = dict[str, Any]
 Record = dict[str, Any]
@@ -21,10 +22,11 @@ Record = dict[str, Any]
 
 @dataclass
 class UndoResult:
-    entry: Entry  # the audit entry taken back
+    entry: Entry  # the audit entry taken back (a batch: its history line, ops.audit.by_batch)
     op: str  # what was undone: update, delete or create
-    record: Record | None  # the deal as restored (None: a create undone, or a dry run)
+    record: Record | None  # the deal as restored (None: a create undone, a dry run, a batch)
     done: bool  # False for a dry run
+    bulk: BulkResult | None = None  # a batch undone: what happened to each deal
 
 
 def undo(backend: Audited, audit_id: str | None, *, force: bool, dry_run: bool, yes: bool,
@@ -34,6 +36,13 @@ def undo(backend: Audited, audit_id: str | None, *, force: bool, dry_run: bool, 
     undone = {e.get("undo_of") for e in entries if e.get("undo_of")}
     mine = [e for e in entries if log.holds(e)]
     entry = _chosen(log, entries, mine, undone, audit_id, force)
+    if entry.get("batch") and (audit_id is None or audit_id.strip() == entry["batch"]):
+        from oppcli.ops.batch_undo import undo_batch
+
+        members = [e for e in mine if e.get("batch") == entry["batch"]
+                   and (force or e["audit_id"] not in undone)]
+        return undo_batch(backend, entry["batch"], members, mine, force=force, dry_run=dry_run,
+                          yes=yes, streams=streams)
     op = entry["op"]
     if op not in ("update", "delete", "create"):
         raise UsageError(f"cannot undo a {op!r} entry")
@@ -65,6 +74,12 @@ def _chosen(log: AuditLog, entries: list[Entry], mine: list[Entry], undone: set[
                                   "`oppcli history` lists the changes")
         return candidates[-1]
     found = [e for e in entries if e.get("audit_id") == audit_id.strip()]
+    if not found:  # a batch, by its id: its newest entry stands for it
+        found = [e for e in entries if e.get("batch") == audit_id.strip()]
+        if found and not force and all(e["audit_id"] in undone for e in found):
+            raise E.ConflictError(f"batch {audit_id} was already undone",
+                                  "--force undoes it again")
+        found = [e for e in found if force or e["audit_id"] not in undone] or found
     if not found:
         raise E.NotFoundError(f"no change {audit_id!r} in the audit log",
                               "`oppcli history` lists the changes and their audit ids")
@@ -100,20 +115,33 @@ def _undone_since(log: AuditLog, entry: Entry) -> bool:
 
 def _undo_update(backend: Audited, entry: Entry, force: bool, dry_run: bool,
                  streams: Streams) -> Record | None:
-    from oppcli.domain.lookups import is_whole
     from oppcli.ops.audit import changed_keys
 
     opp_id = int(entry["id"])
-    before, after = entry.get("before") or {}, entry.get("after") or {}
-    keys = changed_keys(before, after)
-    current = backend.get(opp_id)
-    drift = [k for k in keys if _value(current, k) != _value(after, k)]
-    if drift and not force:
+    keys = changed_keys(entry.get("before"), entry.get("after"))
+    moved = drift(entry, backend.get(opp_id))
+    if moved and not force:
         raise E.ConflictError(f"opportunity {opp_id} changed since {entry['audit_id']} "
-                              f"({', '.join(drift)})", "--force restores the old values anyway")
+                              f"({', '.join(moved)})", "--force restores the old values anyway")
+    changes = restoring(entry)
+    if dry_run:
+        streams.notice(f"would restore {', '.join(keys)} of opportunity {opp_id} (dry run: "
+                       "nothing changed)")
+        return None
+    record = backend.update(opp_id, changes)
+    streams.notice(f"undid {entry['audit_id']}: restored {', '.join(keys)} of opportunity {opp_id}")
+    return record
+
+
+def restoring(entry: Entry) -> dict[str, Any]:
+    """The changes that put back, field by field, what an update entry changed."""
+    from oppcli.domain.lookups import is_whole
+    from oppcli.ops.audit import changed_keys
+
+    before, after = entry.get("before") or {}, entry.get("after") or {}
     changes: dict[str, Any] = {}
     custom = []
-    for k in keys:
+    for k in changed_keys(before, after):
         if k.startswith("cf:"):
             ident = int(k[3:]) if is_whole(k[3:]) else k[3:]
             custom.append({"custom_field_definition_id": ident, "value": _value(before, k)})
@@ -125,19 +153,28 @@ def _undo_update(backend: Audited, entry: Entry, force: bool, dry_run: bool,
             "win_probability" not in changes and "win_probability" in before:
         # A stage change takes the stage's probability unless one is given: restore the old one
         changes["win_probability"] = before.get("win_probability")
-    if dry_run:
-        streams.notice(f"would restore {', '.join(keys)} of opportunity {opp_id} (dry run: "
-                       "nothing changed)")
-        return None
-    record = backend.update(opp_id, changes)
-    streams.notice(f"undid {entry['audit_id']}: restored {', '.join(keys)} of opportunity {opp_id}")
-    return record
+    return changes
+
+
+def drift(entry: Entry, current: Record) -> list[str]:
+    """The fields an update entry changed that have other values now."""
+    from oppcli.ops.audit import changed_keys
+
+    after = entry.get("after") or {}
+    return [k for k in changed_keys(entry.get("before"), after)
+            if _value(current, k) != _value(after, k)]
+
+
+def restorable(entry: Entry) -> dict[str, Any]:
+    """A deleted deal's fields as create takes them (from a delete entry's record)."""
+    from oppcli.domain import fields as F
+
+    before = entry.get("before") or {}
+    return {k: v for k, v in before.items() if k in F.BY_NAME and k not in F.READ_ONLY}
 
 
 def _undo_delete(backend: Audited, entry: Entry, force: bool, dry_run: bool,
                  streams: Streams) -> Record | None:
-    from oppcli.domain import fields as F
-
     before = dict(entry.get("before") or {})
     old_id = before.get("id")
     if not before.get("name"):
@@ -151,7 +188,7 @@ def _undo_delete(backend: Audited, entry: Entry, force: bool, dry_run: bool,
         else:
             raise E.ConflictError(f"opportunity {old_id} exists: it is not deleted here",
                                   "check --store/--backend; --force makes a copy anyway")
-    payload = {k: v for k, v in before.items() if k in F.BY_NAME and k not in F.READ_ONLY}
+    payload = restorable(entry)
     if dry_run:
         streams.notice(f"would create opportunity {old_id} {before.get('name')!r} again; the "
                        "backend gives it its next id (dry run: nothing changed)")

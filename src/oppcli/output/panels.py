@@ -27,9 +27,16 @@ def write_history_table(entries: Sequence[dict[str, Any]], out: IO[str], title: 
         when = dt.datetime.fromtimestamp(float(e.get("at") or 0), dt.UTC).strftime(
             "%Y-%m-%d %H:%M:%S")
         change = str(e.get("op")) + (f" (undo of {e['undo_of']})" if e.get("undo_of") else "")
-        rec = e.get("after") or e.get("before") or {}
-        name = f"{e.get('id')} {rec['name']}" if rec.get("name") else str(e.get("id"))
-        fields = ", ".join(changed_keys(e.get("before"), e.get("after")))
+        if "deals" in e:  # a bulk change: one line (ops.audit.by_batch)
+            deals = e["deals"]
+            change = f"bulk {change}"
+            first = ", ".join(f"{d.get('id')} {d.get('name')}" for d in deals[:2])
+            name = f"{e.get('count')} deals: {first}" + (", ..." if len(deals) > 2 else "")
+            fields = ", ".join(e.get("fields") or [])
+        else:
+            rec = e.get("after") or e.get("before") or {}
+            name = f"{e.get('id')} {rec['name']}" if rec.get("name") else str(e.get("id"))
+            fields = ", ".join(changed_keys(e.get("before"), e.get("after")))
         rows.append([visible(str(c)) for c in (e.get("audit_id"), when, change, name, fields,
                                                e.get("profile"))])
     heads = ("audit id", "when (UTC)", "change", "opportunity", "fields", "profile")

@@ -63,10 +63,14 @@ class Held:
     Used from the main thread only (signal handlers can be set nowhere else); elsewhere it does
     nothing and signals act as usual."""
 
-    def __init__(self, tell: Callable[[str], None] | None = None) -> None:
-        """`tell`: where to say (only when a person is there to read it) that the row in
-        progress is finished first."""
+    ROW = ("\noppcli: finishing the row in progress; Ctrl-C again to stop at once (that row is "
+           "then reported unknown)\n")
+
+    def __init__(self, tell: Callable[[str], object] | None = None, message: str = ROW) -> None:
+        """`tell`: where to say (only when a person is there to read it) `message`: that the
+        unit in progress is finished first."""
         self.tell = tell
+        self.message = message
         self.pending: int | None = None
         self.in_unit = False
         self._previous: dict[int, Any] = {}
@@ -89,8 +93,7 @@ class Held:
             self.pending = signum
             if signum == signal.SIGINT and self.tell is not None:
                 try:
-                    self.tell("\noppcli: finishing the row in progress; Ctrl-C again "
-                              "to stop at once (that row is then reported unknown)\n")
+                    self.tell(self.message)
                 except (OSError, ValueError):
                     pass
             return

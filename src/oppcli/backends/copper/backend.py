@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from oppcli.backends.base import SearchReport, describe_copper
+from oppcli.backends.base import Change, Done, SearchReport, Stopping, describe_copper
 from oppcli.backends.copper.cache import LookupCache
 from oppcli.backends.copper.http import HttpClient, _header_safe, _stderr
 from oppcli.backends.copper.lookups import CopperLookups, LookupTables
@@ -48,6 +48,7 @@ class CopperBackend:
     # The order export streams in: Copper pages a date_modified-sorted search on the server.
     stream_order = ("date_modified", False)
     last_before: Record | None = None  # the record as it was before the last update
+    remote = True  # a read is a request: bulk changes trust the records they are given
 
     def __init__(self, client: HttpClient, *, date_order: str = "MDY",
                  cache: LookupCache | None = None, refresh: bool = False,
@@ -159,7 +160,7 @@ class CopperBackend:
         return body
 
     # ---- records ----------------------------------------------------------------------------
-    def _record(self, body: Any, what: str) -> Record:
+    def record(self, body: Any, what: str) -> Record:
         if not isinstance(body, dict) or not isinstance(body.get("id"), int):
             raise ServiceError(f"{what}: Copper's answer is not an opportunity")
         return normalise(body)
@@ -186,18 +187,41 @@ class CopperBackend:
             yield record
 
     def get(self, opp_id: int) -> Record:
+        record = self.read(opp_id)
+        self._fetched.pop(opp_id, None)  # (re-inserted: the newest)
+        self._fetched[opp_id] = record
+        while len(self._fetched) > FETCHED_KEEP:
+            del self._fetched[next(iter(self._fetched))]
+        return record
+
+    def read(self, opp_id: int) -> Record:
+        """GET one opportunity (any thread; nothing kept)."""
         try:
             body = self.client.call("GET", f"/opportunities/{opp_id}",
                                     what=f"GET opportunity {opp_id}").body
         except NotFoundError:
             raise NotFoundError(f"no opportunity with id {opp_id}",
                                 "`oppcli list` or `oppcli search` shows the ids") from None
-        record = self._record(body, f"GET opportunity {opp_id}")
-        self._fetched.pop(opp_id, None)  # (re-inserted: the newest)
-        self._fetched[opp_id] = record
-        while len(self._fetched) > FETCHED_KEEP:
-            del self._fetched[next(iter(self._fetched))]
-        return record
+        return self.record(body, f"GET opportunity {opp_id}")
+
+    # ---- many deals: one request each, several in flight (bulk.py) ---------------------------
+    def get_many(self, ids: list[int]) -> dict[int, Record]:
+        from oppcli.backends.copper import bulk
+
+        return bulk.get_many(self, self.pager.pool(), ids)
+
+    def update_many(self, items: list[Change], done: Done, stopping: Stopping) -> None:
+        from oppcli.backends.copper import bulk
+
+        self.lookups()  # loaded here, not by the first worker
+        bulk.fan_out(self.pager.pool(), lambda item: bulk.update_one(self, item), items, done,
+                     stopping)
+
+    def delete_many(self, items: list[Change], done: Done, stopping: Stopping) -> None:
+        from oppcli.backends.copper import bulk
+
+        bulk.fan_out(self.pager.pool(), lambda item: bulk.delete_one(self, item), items, done,
+                     stopping)
 
     def create(self, payload: Mapping[str, Any], *, keep_id: int | None = None) -> Record:
         if keep_id is not None:
@@ -211,7 +235,7 @@ class CopperBackend:
         check_refs(body, self.lookups())  # exit 4 like the local store, not Copper's 422
         answer = self.client.call("POST", "/opportunities", body, idempotent=False,
                                   what="create opportunity")
-        return self._record(answer.body, "create opportunity")
+        return self.record(answer.body, "create opportunity")
 
     def update(self, opp_id: int, changes: Mapping[str, Any],
                current: Record | None = None) -> Record:
@@ -231,7 +255,7 @@ class CopperBackend:
                                       what=f"update opportunity {opp_id}")
         except NotFoundError:
             raise NotFoundError(f"no opportunity with id {opp_id} (deleted meanwhile?)") from None
-        return self._record(answer.body, f"update opportunity {opp_id}")
+        return self.record(answer.body, f"update opportunity {opp_id}")
 
     def delete(self, ids: list[int]) -> list[Record]:
         done: list[Record] = []

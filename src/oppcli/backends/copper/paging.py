@@ -344,7 +344,7 @@ class Pager:
             count = min(total, self.window)
             pages = -(-count // page_size)
             complete = True  # every page used; False: the rest is left to _keyset
-            ahead = self._pool_for().ordered(self._page, frozen, range(2, pages + 1), page_size,
+            ahead = self.pool().ordered(self._page, frozen, range(2, pages + 1), page_size,
                                              first_number=cursor.fetched + 1)
             try:
                 for number, (got, got_total) in enumerate(ahead, start=2):
@@ -377,7 +377,8 @@ class Pager:
         last = rows[0].get("date_modified") if rows else None
         return last if isinstance(last, int) else None
 
-    def _pool_for(self) -> PagePool:
+    def pool(self) -> PagePool:
+        """The request pool (copper.concurrency threads), started on first use."""
         if self._pool is None:
             self._pool = PagePool(self.concurrency)
         return self._pool

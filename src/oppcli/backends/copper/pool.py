@@ -1,4 +1,5 @@
-"""The page pool: a few daemon threads that fetch search pages ahead of the reader, in order."""
+"""The request pool: a few daemon threads that fetch search pages ahead of the reader, in
+order, and send a bulk change's requests, several in flight."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ class PagePool:
                 future.set_result(func(*args, **kwargs))
             except BaseException as exc:  # handed to the reader, who raises it
                 future.set_exception(exc)
+
+    def submit(self, func: Callable[..., T], *args: Any) -> Future[T]:
+        """Run func(*args) on a worker; its Future."""
+        from concurrent.futures import Future
+
+        future: Future[T] = Future()
+        self.jobs.put((future, func, args, {}))
+        return future
 
     def ordered(self, func: Callable[..., T], query: Query, pages: Iterable[int],
                 page_size: int, first_number: int) -> Generator[T, None, None]:

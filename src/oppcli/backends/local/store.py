@@ -13,14 +13,24 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 from oppcli.backends import base
 from oppcli.backends.base import Record, describe_local
 from oppcli.backends.local.datafile import os_error, read_json
-from oppcli.backends.local.format import DATA, FORMAT, LOCK, LOOKUPS, META, VERSION, dump_line, stamp
+from oppcli.backends.local.format import (
+    DATA,
+    FORMAT,
+    ID_AT_START,
+    LOCK,
+    LOOKUPS,
+    META,
+    VERSION,
+    dump_line,
+    stamp,
+)
 from oppcli.backends.local.rewrite import Rewriting
 from oppcli.backends.local.scan import search as search_file
 from oppcli.domain import fields as F
@@ -33,10 +43,11 @@ from oppcli.domain.records import (
     changed_fields,
     check_refs,
     refs_to_check,
+    trimmed,
     with_defaults,
 )
 from oppcli.domain.values import check_date_order
-from oppcli.errors import NotFoundError, ServiceError, StoreError, UsageError
+from oppcli.errors import NotFoundError, OppcliError, ServiceError, StoreError, UsageError
 from oppcli.util.files import atomic_write
 from oppcli.util.locks import flock_within
 
@@ -71,6 +82,7 @@ class LocalStore(Rewriting):
     name = "local"
     # The order export streams in: the file's own, so memory stays constant at any size.
     stream_order = ("id", False)
+    remote = False  # a read costs a look in a file: bulk changes read the store's own records
     last_before: Record | None = None  # the record as it was before the last update
 
     def __init__(self, path: Path, meta: Mapping[str, Any]) -> None:
@@ -366,37 +378,127 @@ class LocalStore(Rewriting):
                                     "`oppcli list` or `oppcli search` shows the ids")
             offset, length, current = found
             self.last_before = current
-            record = apply_changes(current, changes, lookups)
-            # Only what changes is checked: a reference the change leaves alone (a user since
-            # removed from the lookups) is not this change's problem, as on Copper.
-            check_refs(refs_to_check(changed_fields(current, record), record), lookups)
-            if canonical(record) == canonical(current):  # nothing changes: nothing is written
+            changed = self._changed(current, changes, lookups)
+            if changed is None:  # nothing changes: nothing is written
                 return current
-            record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
-            if record.get("pipeline_stage_id") != current.get("pipeline_stage_id"):
-                record["date_stage_changed"] = record["date_modified"]
-            line = dump_line(record)
+            line = changed[1]
             self._survey_and_rewrite(f, [(offset, length, line)])
         return orjson.loads(line)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _changed(current: Record, changes: Mapping[str, Any],
+                 lookups: Lookups) -> tuple[Record, bytes] | None:
+        """(the record after the change, its line), or None when nothing changes."""
+        record = apply_changes(current, changes, lookups)
+        # Only what changes is checked: a reference the change leaves alone (a user since
+        # removed from the lookups) is not this change's problem, as on Copper.
+        check_refs(refs_to_check(changed_fields(current, record), record), lookups)
+        if canonical(record) == canonical(current):
+            return None
+        record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
+        if record.get("pipeline_stage_id") != current.get("pipeline_stage_id"):
+            record["date_stage_changed"] = record["date_modified"]
+        return record, dump_line(record)
 
     def delete(self, ids: list[int]) -> list[Record]:
         self.check_writable()
         with self._locked(), self.open_data() as f:
-            hits: list[tuple[int, int, Record]] = []
-            missing: list[int] = []
-            for opp_id in dict.fromkeys(ids):
-                found = self._find(f, opp_id)
-                if found is None:
-                    missing.append(opp_id)
-                else:
-                    hits.append(found)
+            found = self._find_many(f, list(dict.fromkeys(ids)))
+            missing = [i for i in dict.fromkeys(ids) if i not in found]
             if missing:
                 raise NotFoundError(
                     f"no opportunit{'ies' if len(missing) > 1 else 'y'} with id "
                     f"{', '.join(map(str, missing))}; nothing was deleted",
                     "`oppcli list` or `oppcli search` shows the ids")
+            hits = [found[i] for i in dict.fromkeys(ids)]
             self._survey_and_rewrite(f, [(off, ln, b"") for off, ln, _ in hits])
         return [rec for _, _, rec in hits]
+
+    # ---- Backend: many deals at once ---------------------------------------------------------
+    def _find_many(self, f: BinaryIO, ids: list[int]) -> dict[int, tuple[int, int, Record]]:
+        """(offset, length, record) of each id's line, by id; absent ids left out. Each by
+        binary search; any not found that way (absent, or in a file out of order) by one pass
+        that parses only the lines of the ids looked for."""
+        found: dict[int, tuple[int, int, Record]] = {}
+        rest: list[int] = []
+        for opp_id in ids:
+            hit = self._bisect(f, opp_id)
+            if hit is None:
+                rest.append(opp_id)
+            else:
+                found[opp_id] = hit
+        if rest:  # absent, or a hand-edited file out of order: look at every line
+            wanted = set(rest)
+            f.seek(0)
+            for offset, chunk in self.chunks(f):
+                pos = 0
+                for line in chunk.split(b"\n")[:-1]:
+                    head = ID_AT_START.match(line)
+                    if head is not None and int(head[1]) not in wanted:
+                        pos += len(line) + 1
+                        continue
+                    rec = self.parse_in(line, chunk, offset) if line else None
+                    if rec is not None and rec["id"] in wanted and rec["id"] not in found:
+                        found[rec["id"]] = (offset + pos, len(line) + 1, rec)
+                    pos += len(line) + 1
+        return found
+
+    def get_many(self, ids: list[int]) -> dict[int, Record]:
+        with self.open_data() as f:
+            return {i: hit[2] for i, hit in self._find_many(f, ids).items()}
+
+    def update_many(self, items: list[base.Change], done: base.Done,
+                    stopping: base.Stopping) -> None:
+        """Every change in one pass and one atomic replace (all or none), then every outcome.
+        `stopping` is not asked: there is one write, and it is whole or not at all."""
+        self.check_writable()
+        lookups = self.lookups()
+        outcomes: list[base.Outcome] = []
+        with self._locked(), self.open_data() as f:
+            found = self._find_many(f, [item.id for item in items])
+            edits: list[tuple[int, int, bytes]] = []
+            for item in items:
+                hit = found.pop(item.id, None)
+                if hit is None:
+                    outcomes.append(base.Outcome(item.id, item.current, error=NotFoundError(
+                        f"no opportunity with id {item.id} (deleted meanwhile?)")))
+                    continue
+                offset, length, current = hit
+                try:
+                    changed = self._changed(current, item.changes, lookups)
+                except OppcliError as exc:
+                    outcomes.append(base.Outcome(item.id, trimmed(current, current)[0], error=exc))
+                    continue
+                if changed is None:
+                    kept = trimmed(current, current)[0]
+                    outcomes.append(base.Outcome(item.id, kept, kept, written=False))
+                    continue
+                edits.append((offset, length, changed[1]))
+                before, after = trimmed(current, changed[0])
+                outcomes.append(base.Outcome(item.id, before, after))
+            if edits:
+                self._survey_and_rewrite(f, edits)
+        for outcome in outcomes:
+            done(outcome)
+
+    def delete_many(self, items: list[base.Change], done: base.Done,
+                    stopping: base.Stopping) -> None:
+        """Every deal in one pass and one atomic replace; a deal already gone is an outcome
+        with a NotFoundError."""
+        self.check_writable()
+        outcomes: list[base.Outcome] = []
+        with self._locked(), self.open_data() as f:
+            ids = list(dict.fromkeys(item.id for item in items))
+            found = self._find_many(f, ids)
+            for opp_id in ids:
+                hit = found.get(opp_id)
+                outcomes.append(base.Outcome(opp_id, hit[2], None) if hit is not None else
+                                base.Outcome(opp_id, error=NotFoundError(
+                                    f"no opportunity with id {opp_id} (deleted already?)")))
+            if found:
+                self._survey_and_rewrite(f, [(off, ln, b"") for off, ln, _ in found.values()])
+        for outcome in outcomes:
+            done(outcome)
 
     # ---- a mirror of Copper (sync pull) --------------------------------------------------------
     def merge_mirror(self, records: Mapping[int, Record], *, lookups: Mapping[str, Any],

@@ -9,7 +9,8 @@ import typer
 
 from oppcli import errors as E
 from oppcli.cli import completion as C
-from oppcli.cli.commands.common import FieldsOpt, OutputOpt, RawOpt, field_list, run_of
+from oppcli.cli.commands import bulk as B
+from oppcli.cli.commands.common import FieldsOpt, OutputOpt, RawOpt, Run, field_list, run_of
 from oppcli.cli.typer_glue import given, takes
 from oppcli.domain import options as O
 from oppcli.errors import UsageError, ValidationError
@@ -65,48 +66,105 @@ def create(
     run.emit_record(record, output, fields_, raw)
 
 
-@takes(O.UPDATE_OPTS, "fields", complete=C.for_opt)
+@takes(O.FILTERS, "where", spelling=B.where_flag, complete=C.for_opt,
+       panel=lambda _: B.SELECT_PANEL)
+@takes(O.UPDATE_OPTS, "fields", complete=C.for_opt, panel=B.change_panel)
 def update(
     ctx: typer.Context,
-    opportunity: Annotated[str, typer.Argument(help="Id (or exact name) of the opportunity.",
-                                               metavar="ID", autocompletion=C.ids)],
+    opportunities: Annotated[Optional[list[str]], typer.Argument(
+        help="Ids (or exact names) of the opportunities; - reads them from stdin (JSON records "
+        "as search prints them, or one id per line).", metavar="[ID...|-]",
+        autocompletion=C.ids, show_default=False)] = None,
+    from_json: Annotated[Optional[str], typer.Option(
+        "--from-json", help="Change the fields of this JSON object (part of a record, in the "
+        "API's shape) from FILE, or - for stdin; flags override its fields.",
+        metavar="FILE", rich_help_panel="Change: fields")] = None,
+    dry_run: B.DryRunOpt = False, yes: B.YesOpt = False, not_done: B.NotDoneOpt = None,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
 ) -> None:
-    """Change only the given fields of an opportunity; prints the updated record.
+    """Change only the given fields of one opportunity, or of many at once.
+
+    One id: prints the updated record. Many (several ids, - for stdin, or --where-*
+    filters): shows the count and the first deals and asks on the terminal (--yes in
+    scripts), writes every deal that changes (one pass on the local store), prints per deal
+    {"id", "name", "result", "changes": {field: [before, after]}} with -o json/jsonl, and
+    records one batch: `oppcli undo BATCH` takes it all back. The --where-* options select
+    deals; every other field option changes them.
 
     Example: oppcli update 1001 --stage Negotiation --add-tag hot --clear close_date
+
+    \b
+    Many at once:
+      oppcli update --where-assignee Ada --where-status Open --assignee Ben
+      oppcli search --tag webinar -o jsonl | oppcli update - --add-tag nurture
     """
     run = run_of(ctx)
-    run.output_format(output), field_list(fields_)
-    record = run.session.update(opportunity, **given(ctx, "fields"))
-    run.notice(f"updated opportunity {record['id']}")
-    run.emit_record(record, output, fields_, raw)
+    ids = opportunities or []
+    where = {k: v for k, v in given(ctx, "where").items() if v is not None}
+    changes = given(ctx, "fields")
+    if not B.is_bulk(ids, where) and ids and not dry_run:
+        run.output_format(output), field_list(fields_)
+        base = _read_json_input(from_json, run.streams) if from_json else None
+        record = run.session.update(ids[0], from_json=base, **changes)
+        run.notice(f"updated opportunity {record['id']}")
+        run.emit_record(record, output, fields_, raw)
+        return
+    fmt = run.output_format(output, B.BULK_FORMATS)
+    if fields_ is not None or raw:
+        raise UsageError("--fields and --raw shape a record; a bulk update prints the changes",
+                         "leave them out, or pipe the output into jq")
+    chosen = B.selection(run, ids, where, stdin_taken=from_json == "-")
+    base = _read_json_input(from_json, run.streams) if from_json else None
+    plan = run.session.plan_update(chosen, from_json=base, **changes)
+    B.run_plan(run, plan, fmt, dry_run=dry_run, yes=yes, not_done=not_done)
 
 
 # ---- delete -----------------------------------------------------------------------------------
+@takes(O.FILTERS, "where", spelling=B.where_flag, complete=C.for_opt,
+       panel=lambda _: B.SELECT_PANEL)
 def delete(
     ctx: typer.Context,
-    opportunities: Annotated[list[str], typer.Argument(help="Ids of the opportunities.",
-                                                       metavar="ID...", autocompletion=C.ids)],
+    opportunities: Annotated[Optional[list[str]], typer.Argument(
+        help="Ids of the opportunities; - reads them from stdin (JSON records as search "
+        "prints them, or one id per line).", metavar="[ID...|-]", autocompletion=C.ids,
+        show_default=False)] = None,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask; required without a terminal.")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show what would be deleted; delete nothing.")] = False,
+    not_done: B.NotDoneOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Delete opportunities permanently (all or nothing: an unknown id deletes none).
 
     Asks first on a terminal; with no terminal it refuses (exit 2) unless --yes is given.
-    Prints Copper's answer for each: {"id": N, "is_deleted": true}.
+    Prints Copper's answer for each: {"id": N, "is_deleted": true}. With - or --where-*
+    filters: deletes every deal selected, as one batch (`oppcli undo BATCH` brings them all
+    back).
 
     Example: oppcli delete 1001 1002 --yes
     """
+    run = run_of(ctx)
+    ids = opportunities or []
+    where = {k: v for k, v in given(ctx, "where").items() if v is not None}
+    if "-" in ids or where:
+        fmt = run.output_format(output, B.BULK_FORMATS)
+        plan = run.session.plan_delete(B.selection(run, ids, where))
+        B.run_plan(run, plan, fmt, dry_run=dry_run, yes=yes, not_done=not_done)
+        return
+    if not ids:
+        raise UsageError("which opportunities?", "give ids, - to read them from stdin, or "
+                         "--where-* filters (see --help)")
+    _delete_ids(run, ids, yes=yes, dry_run=dry_run, output=output)
+
+
+def _delete_ids(run: Run, ids: list[str], *, yes: bool, dry_run: bool,
+                output: str | None) -> None:
     from oppcli.output import emit_many
 
-    run = run_of(ctx)
     fmt = run.output_format(output)
     session = run.session
-    records = session.to_delete(*opportunities)  # unknown id: exit 4, nothing deleted
+    records = session.to_delete(*ids)  # unknown id: exit 4, nothing deleted
     listing = ", ".join(f"{r['id']} {r.get('name')!r}" for r in records)
     if dry_run:
         run.notice(f"would delete {len(records)}: {listing} (dry run: nothing deleted)")
