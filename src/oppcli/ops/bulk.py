@@ -115,11 +115,17 @@ class Preview:
     changes: dict[str, list[Any]] = field(default_factory=dict)
     error: str | None = None
 
-    def as_json(self, state: str | None = None) -> dict[str, Any]:
+    def as_json(self, state: str | None = None, op: str = "update") -> dict[str, Any]:
+        """{"id", "name", "changes"} (a delete: {"id", "name", "is_deleted"}), with "result"
+        and "error" after a run."""
         out: dict[str, Any] = {"id": self.id, "name": self.name}
+        if op == "delete":
+            if state is not None:
+                out["is_deleted"] = state == "deleted"
+        else:
+            out["changes"] = self.changes
         if state is not None:
             out["result"] = state
-        out["changes"] = self.changes
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -263,7 +269,7 @@ class BulkResult:
         for state, group in ((done, self.changed), ("unchanged", self.unchanged),
                              ("failed", self.failed), ("not done", self.not_done)):
             for p in group:
-                yield p.as_json(state)
+                yield p.as_json(state, self.op)
 
     @property
     def exit_code(self) -> int:

@@ -30,8 +30,8 @@ def write_history_table(entries: Sequence[dict[str, Any]], out: IO[str], title: 
         if "deals" in e:  # a bulk change: one line (ops.audit.by_batch)
             deals = e["deals"]
             change = f"bulk {change}"
-            first = ", ".join(f"{d.get('id')} {d.get('name')}" for d in deals[:2])
-            name = f"{e.get('count')} deals: {first}" + (", ..." if len(deals) > 2 else "")
+            first = f"{deals[0].get('id')} {deals[0].get('name')}" if deals else ""
+            name = f"{e.get('count')} deals: {first}" + (", ..." if len(deals) > 1 else "")
             fields = ", ".join(e.get("fields") or [])
         else:
             rec = e.get("after") or e.get("before") or {}

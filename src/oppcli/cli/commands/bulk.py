@@ -104,7 +104,8 @@ def _render_preview(run: Run, plan: Plan, fmt: str) -> None:
                             title=f"{len(plan):,} deals {what}", limit=None,
                             style=run.streams.console_style())
         return
-    write_change_rows((p.as_json() for p in plan.previews), fmt, run.streams.stdout_bytes)
+    write_change_rows((p.as_json(op=plan.op) for p in plan.previews), fmt,
+                      run.streams.stdout_bytes)
 
 
 def _render(run: Run, result: BulkResult, fmt: str) -> None:
