@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -178,12 +179,15 @@ def _delete_ids(run: Run, ids: list[str], *, yes: bool, dry_run: bool,
         if not run.streams.confirm(f"Delete {listing}?"):
             raise E.Declined("nothing deleted")
     out = run.output_context()  # reads lookups.json: a corrupt store fails before deleting
+    backend = session.backend
     try:
-        deleted = session.backend.delete([r["id"] for r in records])
+        with backend.batch() if len(records) > 1 else contextlib.nullcontext() as batch:
+            deleted = backend.delete([r["id"] for r in records])
     except E.PartialFailure as exc:  # say on stdout what was deleted, then fail with exit 7
         _deleted_results(exc.done, fmt, out, run.streams)
         raise
-    run.notice(f"deleted {len(deleted)}: " + ", ".join(str(r["id"]) for r in deleted))
+    undo = f"; `oppcli undo {batch.id}` brings them back" if batch is not None else ""
+    run.notice(f"deleted {len(deleted)}: " + ", ".join(str(r["id"]) for r in deleted) + undo)
     _deleted_results(deleted, fmt, out, run.streams)
 
 
