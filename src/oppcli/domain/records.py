@@ -22,8 +22,14 @@ UNCLEARABLE = tuple(f.name for f in F.WRITABLE if not f.nullable or f.required) 
     "pipeline_id", "pipeline_stage_id")
 
 
-def canonical(record: Mapping[str, Any]) -> Record:
-    """Keys in Copper's order, extras (passed-through read-only keys) after them."""
+_ORDER = list(FIELD_ORDER)
+
+
+def canonical(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Keys in Copper's order, extras (passed-through read-only keys) after them: the record
+    itself when they are (a stored record, and one updated from it), else a copy."""
+    if list(record)[:len(_ORDER)] == _ORDER:
+        return record
     out = {k: record.get(k) for k in FIELD_ORDER if k in record}
     for k, v in record.items():
         if k not in out:
@@ -60,18 +66,19 @@ def with_defaults(record: Record, lookups: Lookups) -> Record:
                                                   lookups)
     return derive(record, lookups)
 
+# Fields holding an id of a lookup table: field name -> table.
+REF_TABLES = {f.name: f.lookup for f in F.FIELDS if f.kind == F.REF and f.lookup is not None}
+
+
 def check_refs(record: Record, lookups: Lookups) -> None:
     """Referenced ids must exist in the lookup tables the store has."""
-    for fld in F.FIELDS:
-        if fld.kind != F.REF or fld.lookup is None:
-            continue
-        ident = record.get(fld.name)
-        table = fld.lookup
-        if ident is None or not lookups.rows(table):
+    for name, ident in record.items():
+        table = REF_TABLES.get(name)
+        if table is None or ident is None or not lookups.rows(table):
             continue
         if not lookups.has(table, ident):
             listed = ", ".join(f"{r['name']} ({r['id']})" for r in lookups.rows(table)[:12])
-            raise NotFoundError(f"unknown {fld.name} {ident}", f"known: {listed}")
+            raise NotFoundError(f"unknown {name} {ident}", f"known: {listed}")
     stage = lookups.get("stages", record.get("pipeline_stage_id"))
     if stage and record.get("pipeline_id") is not None and stage["pipeline_id"] != record["pipeline_id"]:
         names = ", ".join(s["name"] for s in lookups.stages
@@ -178,6 +185,8 @@ def changed_fields(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[s
     for fld in F.WRITABLE:
         name = fld.name
         if name == "custom_fields":
+            if new.get(name) == current.get(name):
+                continue
             before = {cf.get("custom_field_definition_id"): cf.get("value")
                       for cf in current.get("custom_fields") or []}
             # A definition the record has no entry for holds null: sent only if it gets a value.
@@ -269,15 +278,19 @@ class ZoneCheck:
 
 
 # ---- what a change did, per field --------------------------------------------------------------
-KEPT_IN_TRIM = ("id", "name", "date_modified")
+# Kept beside the changed fields: who the deal is, when it changed, and the win probability
+# (undoing a stage change restores it as it was, rather than the old stage's).
+KEPT_IN_TRIM = ("id", "name", "date_modified", "win_probability")
 
 
-def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
+def diff(before: Mapping[str, Any], after: Mapping[str, Any],
+         body: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
     """The writable fields a change gives another value: field -> [before, after]. Custom
     fields under "custom_fields", as the lists of the definitions that change (in the API's
-    shape), so a script reads them as it would the records."""
+    shape), so a script reads them as it would the records. `body`: changed_fields(before,
+    after) when the caller has it."""
     out: dict[str, list[Any]] = {}
-    for name, value in changed_fields(before, after).items():
+    for name, value in (changed_fields(before, after) if body is None else body).items():
         if name == "custom_fields":
             ids = {cf.get("custom_field_definition_id") for cf in value}
             was = {cf.get("custom_field_definition_id"): cf.get("value")
@@ -293,11 +306,12 @@ def ids_in(custom: list[Mapping[str, Any]]) -> list[Any]:
     return [cf.get("custom_field_definition_id") for cf in custom]
 
 
-def trimmed(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Record, Record]:
-    """(before, after) cut to the fields the change touched, plus id, name and date_modified:
+def trimmed(before: Mapping[str, Any], after: Mapping[str, Any],
+            body: Mapping[str, Any] | None = None) -> tuple[Record, Record]:
+    """(before, after) cut to the fields the change touched, plus KEPT_IN_TRIM:
     what a bulk change keeps per deal (the audit log, undo and reports need no more, and
     100,000 whole records would not fit the memory budget)."""
-    changes = diff(before, after)
+    changes = diff(before, after, body) if body is None or body else {}
     b: Record = {k: before.get(k) for k in KEPT_IN_TRIM if k in before}
     a: Record = {k: after.get(k) for k in KEPT_IN_TRIM if k in after}
     for name, (was, now) in changes.items():

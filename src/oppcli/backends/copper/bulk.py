@@ -48,6 +48,10 @@ def fan_out(pool: PagePool, func: Callable[[Change], Outcome], items: Iterable[C
                 pending.add(pool.submit(func, item))
             if not pending:
                 break
+            if fatal is not None or stopping():  # what no worker has started is not sent
+                pending = {future for future in pending if not future.cancel()}
+                if not pending:
+                    break
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 try:
@@ -87,7 +91,9 @@ def update_one(backend: CopperBackend, item: Change) -> Outcome:
         if ends_the_run(exc):
             raise
         return Outcome(item.id, trimmed(current, current)[0] if current else None, error=exc)
-    before, now = trimmed(current, after)
+    # A record cut down (search --fields) lacks fields the PUT did not touch: they are as
+    # Copper's answer has them, so the change is only what really changed.
+    before, now = trimmed({**after, **current}, after)
     return Outcome(item.id, before, now)
 
 

@@ -9,7 +9,7 @@ import errno
 import itertools
 import operator
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -61,6 +61,34 @@ class DataFile:
         self._warned_torn = False
         # Where warnings for a person go (the I/O seam's warn; open_backend sets it).
         self.warn: Callable[[str], None] = warn
+        # Where the lines of records read lately are, while the file is as it was then
+        # (its signature): a bulk write finds them there without another pass.
+        self._located: tuple[tuple[int, int, int], dict[int, tuple[int, int]]] | None = None
+
+    @staticmethod
+    def signature(f: BinaryIO) -> tuple[int, int, int]:
+        """The data file as opened: inode, size, modification time. Every write changes it
+        (a rewrite is a new file renamed in, an append grows it)."""
+        st = os.fstat(f.fileno())
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def remember(self, f: BinaryIO, located: Mapping[int, tuple[int, int]]) -> None:
+        """Keep where these ids' lines are (offset, length) in the file as `f` has it."""
+        self._located = (self.signature(f), dict(located))
+
+    def located(self, f: BinaryIO, ids: Iterable[int]) -> dict[int, tuple[int, int]] | None:
+        """Where these ids' lines are, when all were remembered from this very file; else
+        None (then look)."""
+        if self._located is None or self._located[0] != self.signature(f):
+            return None
+        known = self._located[1]
+        out = {}
+        for i in ids:
+            where = known.get(i)
+            if where is None:
+                return None
+            out[i] = where
+        return out
 
     def open_data(self) -> BinaryIO:
         try:

@@ -18,6 +18,9 @@ from oppcli.domain.query import NONE_ID, Query
 KEEP_BYTES = 32 << 20
 
 
+LOCATED_AT_MOST = 50_000  # matches whose lines a search in file order remembers (see below)
+
+
 @overload
 def search(data: DataFile, query: Query, date_order: str, *,
            raw: Literal[False]) -> Iterator[Record]: ...
@@ -27,7 +30,11 @@ def search(data: DataFile, query: Query, date_order: str, *,
 def search(data: DataFile, query: Query, date_order: str, *,
            raw: bool) -> Iterator[Record | bytes]:
     """The records matching the query in its order, at most query.limit of them, streamed;
-    raw: each as its stored line (no newline), unparsed. date_order: the store's."""
+    raw: each as its stored line (no newline), unparsed. date_order: the store's.
+
+    A whole pass in file order (id ascending: how a bulk change selects) also tells the store
+    where each match's line is (up to LOCATED_AT_MOST of them; DataFile.remember), so the
+    write that follows finds them without another pass."""
     limit = query.limit
     if limit is not None and limit <= 0:
         return
@@ -42,6 +49,7 @@ def search(data: DataFile, query: Query, date_order: str, *,
     kept: list[bytes] = []
     kept_bytes = 0
     count = 0
+    located: dict[int, tuple[int, int]] | None = {} if in_file_order and limit is None else None
     with data.open_data() as f:
         for offset, chunk in data.chunks(f):
             narrowed = bool(narrow) and uniform(chunk)
@@ -60,6 +68,13 @@ def search(data: DataFile, query: Query, date_order: str, *,
                 if rec is None or not match(rec):
                     continue
                 if in_file_order:
+                    if located is not None:
+                        if narrowed:
+                            start = pos = chunk.index(line, pos)
+                            pos += len(line)
+                        located[rec["id"]] = (offset + start, len(line) + 1)
+                        if len(located) > LOCATED_AT_MOST:
+                            located = None
                     yield line if raw else rec
                     count += 1
                     if limit is not None and count >= limit:
@@ -75,6 +90,8 @@ def search(data: DataFile, query: Query, date_order: str, *,
                     where = packed(offset + start, len(line))
                 hits.add(rec, where)
         if in_file_order:
+            if located is not None:
+                data.remember(f, located)
             return
         fd = f.fileno()
         for where in hits.ordered(query.descending, limit):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,12 +26,15 @@ from oppcli.backends.local.format import (
     DATA,
     FORMAT,
     ID_AT_START,
+    LINE_IDS,
     LOCK,
     LOOKUPS,
     META,
+    NEXT_IDS,
     VERSION,
     dump_line,
     stamp,
+    uniform,
 )
 from oppcli.backends.local.rewrite import Rewriting
 from oppcli.backends.local.scan import search as search_file
@@ -54,6 +59,9 @@ from oppcli.util.locks import flock_within
 if TYPE_CHECKING:
     import datetime as dt
 
+
+ID_HERE = re.compile(rb'\{"id":(\d+)[,}]')  # ID_AT_START without ^ (match(chunk, pos) needs it)
+BISECT_AT_MOST = 32  # ids found by binary search each; more by one pass over the file
 
 LOCK_TIMEOUT: float | None = None  # tests may set it; else OPPCLI_LOCK_TIMEOUT, else 30 s
 
@@ -387,18 +395,20 @@ class LocalStore(Rewriting):
 
     @staticmethod
     def _changed(current: Record, changes: Mapping[str, Any],
-                 lookups: Lookups) -> tuple[Record, bytes] | None:
-        """(the record after the change, its line), or None when nothing changes."""
+                 lookups: Lookups) -> tuple[Record, bytes, dict[str, Any]] | None:
+        """(the record after the change, its line, the fields that change), or None when
+        nothing changes."""
         record = apply_changes(current, changes, lookups)
+        body = changed_fields(current, record)
         # Only what changes is checked: a reference the change leaves alone (a user since
         # removed from the lookups) is not this change's problem, as on Copper.
-        check_refs(refs_to_check(changed_fields(current, record), record), lookups)
-        if canonical(record) == canonical(current):
+        check_refs(refs_to_check(body, record), lookups)
+        if not body and canonical(record) == canonical(current):
             return None
         record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
         if record.get("pipeline_stage_id") != current.get("pipeline_stage_id"):
             record["date_stage_changed"] = record["date_modified"]
-        return record, dump_line(record)
+        return record, dump_line(record), body
 
     def delete(self, ids: list[int]) -> list[Record]:
         self.check_writable()
@@ -416,36 +426,105 @@ class LocalStore(Rewriting):
 
     # ---- Backend: many deals at once ---------------------------------------------------------
     def _find_many(self, f: BinaryIO, ids: list[int]) -> dict[int, tuple[int, int, Record]]:
-        """(offset, length, record) of each id's line, by id; absent ids left out. Each by
-        binary search; any not found that way (absent, or in a file out of order) by one pass
-        that parses only the lines of the ids looked for."""
+        """(offset, length, record) of each id's line, by id; absent ids left out. A few ids
+        by binary search each; many (or any not found that way: absent, or in a file out of
+        order) by one pass that parses only the lines of the ids looked for."""
         found: dict[int, tuple[int, int, Record]] = {}
-        rest: list[int] = []
-        for opp_id in ids:
-            hit = self._bisect(f, opp_id)
-            if hit is None:
-                rest.append(opp_id)
+        rest = list(ids)
+        if len(ids) <= BISECT_AT_MOST:
+            rest = []
+            for opp_id in ids:
+                hit = self._bisect(f, opp_id)
+                if hit is None:
+                    rest.append(opp_id)
+                else:
+                    found[opp_id] = hit
+        if rest:
+            self._pass_for(f, set(rest), found)
+        return found
+
+    def _pass_for(self, f: BinaryIO, wanted: set[int],
+                  found: dict[int, tuple[int, int, Record]], *, in_order: bool | None = None) -> None:
+        """One pass over the file, a chunk at a time: the lines of the wanted ids parsed, the
+        others not (a file in id order, as oppcli leaves it: each chunk's wanted ids found in
+        turn by a byte search from the last one; else a uniform chunk's ids read by one regex
+        and the wanted ones picked by a set intersection; else line by line)."""
+        if in_order is None:
+            in_order = self._stamped(os.fstat(f.fileno()))
+        todo = sorted(wanted)
+        keys = {b"%d" % i for i in wanted}
+        f.seek(0)
+        for offset, chunk in self.chunks(f):
+            if in_order and uniform(chunk):
+                self._in_order_chunk(chunk, offset, todo, found)
+            elif uniform(chunk):  # every line starts {"id":N: the ids by one regex
+                ids = LINE_IDS.findall(chunk, 0, 32) + NEXT_IDS.findall(chunk)
+                present = keys.intersection(ids)
+                if not present:
+                    continue
+                lines = chunk.split(b"\n")
+                at = dict(zip(ids, range(len(ids)), strict=False))
+                starts = list(itertools.accumulate(map((1).__add__, map(len, lines)), initial=0))
+                for key in present:
+                    i = at[key]
+                    rec = self.parse_in(lines[i], chunk, offset)
+                    if rec is not None and rec["id"] in wanted and rec["id"] not in found:
+                        found[rec["id"]] = (offset + starts[i], len(lines[i]) + 1, rec)
             else:
-                found[opp_id] = hit
-        if rest:  # absent, or a hand-edited file out of order: look at every line
-            wanted = set(rest)
-            f.seek(0)
-            for offset, chunk in self.chunks(f):
                 pos = 0
                 for line in chunk.split(b"\n")[:-1]:
                     head = ID_AT_START.match(line)
-                    if head is not None and int(head[1]) not in wanted:
-                        pos += len(line) + 1
-                        continue
-                    rec = self.parse_in(line, chunk, offset) if line else None
-                    if rec is not None and rec["id"] in wanted and rec["id"] not in found:
-                        found[rec["id"]] = (offset + pos, len(line) + 1, rec)
+                    if head is None or int(head[1]) in wanted:
+                        rec = self.parse_in(line, chunk, offset) if line else None
+                        if rec is not None and rec["id"] in wanted and rec["id"] not in found:
+                            found[rec["id"]] = (offset + pos, len(line) + 1, rec)
                     pos += len(line) + 1
-        return found
+        if in_order and len(found) < len(wanted):  # a line the byte search cannot see
+            self._pass_for(f, wanted - found.keys(), found, in_order=False)
+
+    def _in_order_chunk(self, chunk: bytes, offset: int, todo: list[int],
+                        found: dict[int, tuple[int, int, Record]]) -> None:
+        """The wanted ids within this chunk's id range, found in id order by bytes.find from
+        where the last one was (so the chunk is scanned about once, in C)."""
+        import bisect
+
+        first = ID_HERE.match(chunk)
+        last = ID_HERE.match(chunk, chunk.rfind(b"\n", 0, len(chunk) - 1) + 1)
+        if first is None or last is None:
+            return
+        pos = 0
+        for rid in todo[bisect.bisect_left(todo, int(first[1])):
+                        bisect.bisect_right(todo, int(last[1]))]:
+            head = b'{"id":%d,' % rid
+            if pos == 0 and chunk.startswith(head):
+                start = 0
+            else:
+                at = chunk.find(b"\n" + head, pos)
+                if at < 0:
+                    continue  # absent (or not where the order puts it): the next pass looks
+                start = at + 1
+            end = chunk.index(b"\n", start) + 1
+            rec = self.parse_in(chunk[start:end - 1], chunk, offset)
+            if rec is not None and rec["id"] == rid:
+                found[rid] = (offset + start, end - start, rec)
+            pos = end - 1
 
     def get_many(self, ids: list[int]) -> dict[int, Record]:
         with self.open_data() as f:
-            return {i: hit[2] for i, hit in self._find_many(f, ids).items()}
+            found = self._find_many(f, ids)
+            self.remember(f, {i: (hit[0], hit[1]) for i, hit in found.items()})
+            return {i: hit[2] for i, hit in found.items()}
+
+    def _at_hand(self, f: BinaryIO, items: list[base.Change]) -> dict[int, tuple[int, int, Record]]:
+        """Each item's (offset, length, record): the records the caller read from this very
+        file (get_many or a search in id order moments ago, the file unchanged since: its
+        lines are where they were) without another look; else found in the file."""
+        if all(item.current is not None for item in items):
+            where = self.located(f, (item.id for item in items))
+            if where is not None:
+                return {item.id: (*where[item.id], item.current)  # type: ignore[misc]
+                        for item in items}
+        return self._find_many(f, [item.id for item in items])
 
     def update_many(self, items: list[base.Change], done: base.Done,
                     stopping: base.Stopping) -> None:
@@ -455,7 +534,7 @@ class LocalStore(Rewriting):
         lookups = self.lookups()
         outcomes: list[base.Outcome] = []
         with self._locked(), self.open_data() as f:
-            found = self._find_many(f, [item.id for item in items])
+            found = self._at_hand(f, items)
             edits: list[tuple[int, int, bytes]] = []
             for item in items:
                 hit = found.pop(item.id, None)
@@ -474,7 +553,7 @@ class LocalStore(Rewriting):
                     outcomes.append(base.Outcome(item.id, kept, kept, written=False))
                     continue
                 edits.append((offset, length, changed[1]))
-                before, after = trimmed(current, changed[0])
+                before, after = trimmed(current, changed[0], changed[2])
                 outcomes.append(base.Outcome(item.id, before, after))
             if edits:
                 self._survey_and_rewrite(f, edits)
@@ -489,7 +568,7 @@ class LocalStore(Rewriting):
         outcomes: list[base.Outcome] = []
         with self._locked(), self.open_data() as f:
             ids = list(dict.fromkeys(item.id for item in items))
-            found = self._find_many(f, ids)
+            found = self._at_hand(f, items)
             for opp_id in ids:
                 hit = found.get(opp_id)
                 outcomes.append(base.Outcome(opp_id, hit[2], None) if hit is not None else
