@@ -298,11 +298,12 @@ class Session:
         return result
 
     # ---- the audit log ------------------------------------------------------------------------
-    def history(self, opportunity: int | None = None, *, limit: int = 20,
+    def history(self, opportunity: int | None = None, *, limit: int | None = None,
                 all_backends: bool = False, batch: str | None = None) -> list[dict[str, Any]]:
-        """Changes made through oppcli on this backend (all with `all_backends`), newest first.
-        A bulk change is one line (ops.audit.by_batch) unless `opportunity` asks for one
-        deal's entries; `batch` gives that batch's entries, one per deal."""
+        """Changes made through oppcli on this backend (all with `all_backends`), newest first,
+        at most `limit` (default 20). A bulk change is one line (ops.audit.by_batch) unless
+        `opportunity` asks for one deal's entries; `batch` gives that batch's entries, one per
+        deal (all of them unless `limit`)."""
         from oppcli.ops.audit import by_batch
 
         log = self.audit_log()
@@ -316,7 +317,7 @@ class Session:
                                     "`oppcli history` lists the batches by their audit id")
             return entries[::-1][:limit]
         entries.reverse()
-        return (entries if opportunity is not None else by_batch(entries))[:limit]
+        return (entries if opportunity is not None else by_batch(entries))[:limit or 20]
 
     def undo(self, audit_id: str | None = None, *, force: bool = False, dry_run: bool = False,
              yes: bool = True) -> UndoResult:

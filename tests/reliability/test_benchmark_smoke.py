@@ -57,6 +57,24 @@ def test_bench_copper_smoke() -> None:
         assert re.search(rf"{run}: every record exactly once +8,000 of 8,000 +yes +PASS", out), out
         assert f"{run}: 429 answers" in out, out  # its count is timing: reported, not asserted
     assert re.search(r"search by names, warm cache: requests +(\d+) for .* += \1 +PASS", out), out
+    bulk = "bulk update, latency binds"
+    assert re.search(rf"{bulk}: PUTs answered +200 for 200 records += 200 +PASS", out), out
+    assert re.search(rf"{bulk}: GETs of single opportunities +0 +0 +PASS", out), out
+    assert re.search(rf"{bulk}: exit status, 429s on stderr +0, 0 +0, 0 +PASS", out), out
+    assert re.search(rf"{bulk}: every record tagged +200 of 200 .* +yes +PASS", out), out
+    assert f"{bulk}: PUT rate / the limit's rate" in out, out  # timing: reported, not asserted
+
+
+def test_bench_bulk_smoke() -> None:
+    out = smoke("bench_bulk.py")
+    assert "oppcli bulk benchmark: 2,000 records" in out, out
+    for label in ("update - (ids on stdin), 200 deals", "update --where-... (filters)",
+                  "delete - (ids on stdin), 200 deals"):
+        assert re.search(rf"{re.escape(label)}.*: time / ", out), (label, out)
+        assert re.search(rf"{re.escape(label)}.*: peak memory of oppcli", out), (label, out)
+    assert "judged here at 2,000, as an indication only" in out, out
+    assert "median wall time, ms: bulk / single-deal baseline" in out, out
+    assert "CORRECTNESS FAILURE" not in out, out
 
 
 def test_bench_startup_smoke() -> None:

@@ -78,7 +78,7 @@ def _restore(backend: Audited, batch: str, members: list[Entry], mine: list[Entr
         if not preview.changes:
             plan.unchanged.append(preview)
             continue
-        plan.items.append(Change(opp_id, changes, now if backend.remote else None))
+        plan.items.append(Change(opp_id, changes, now))
         plan.previews.append(preview)
         undo_of[opp_id] = e["audit_id"]
     _conflicts(batch, changed, force, "restores the old values anyway (later changes to those "
@@ -154,7 +154,7 @@ def _delete_again(backend: Audited, batch: str, members: list[Entry], mine: list
         moved = changed_keys(e.get("after"), now)
         if moved:
             changed.append(f"{opp_id} {now.get('name')!r} ({', '.join(moved)})")
-        plan.items.append(Change(opp_id, current=now if backend.remote else None))
+        plan.items.append(Change(opp_id, current=now))
         plan.previews.append(Preview(opp_id, now.get("name")))
         undo_of[opp_id] = e["audit_id"]
     _conflicts(batch, changed, force, "deletes them anyway")

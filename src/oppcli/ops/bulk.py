@@ -161,25 +161,25 @@ def plan_update(session: Session, selection: Selection, given: Mapping[str, Any]
     for current in _selected(session, selection, needed):
         changes = for_pipeline(current.get("pipeline_id"))
         after = apply_changes(current, changes, lookups)
-        check_refs(refs_to_check(changed_fields(current, after), after), lookups)
-        changed = diff(current, after)
+        body = changed_fields(current, after)
+        check_refs(refs_to_check(body, after), lookups)
+        changed = diff(current, after, body)
         preview = Preview(int(current["id"]), current.get("name"), changed)
         if not changed:
             plan.unchanged.append(preview)
             continue
         plan.previews.append(preview)
-        plan.items.append(Change(preview.id, changes, current if backend.remote else None))
+        plan.items.append(Change(preview.id, changes, current))
     return plan
 
 
 def plan_delete(session: Session, selection: Selection) -> Plan:
     """The deals a delete would remove; nothing is written. NotFoundError for an unknown id."""
-    backend = session.backend
     plan = Plan("delete", [], [], [], [])
     for current in _selected(session, selection, set(F.FIELD_NAMES)):
         preview = Preview(int(current["id"]), current.get("name"))
         plan.previews.append(preview)
-        plan.items.append(Change(preview.id, current=current if backend.remote else None))
+        plan.items.append(Change(preview.id, current=current))
     return plan
 
 
@@ -339,9 +339,7 @@ def apply(backend: Audited, streams: Streams, plan: Plan, *, leftovers: Path | N
         else:
             if outcome.state == "changed" and outcome.before is not None and \
                     outcome.after is not None:
-                from oppcli.domain.records import diff
-
-                preview.changes = diff(outcome.before, outcome.after)
+                preview.changes = _changes_in(outcome.before, outcome.after)
             result.changed.append(preview)
         bar.step()
 
@@ -366,6 +364,13 @@ def apply(backend: Audited, streams: Streams, plan: Plan, *, leftovers: Path | N
         result.leftovers = _save_leftovers(plan.op, leftovers,
                                            [*result.failed, *result.not_done], streams)
     return result
+
+
+def _changes_in(before: Record, after: Record) -> dict[str, list[Any]]:
+    """field -> [before, after] from an outcome's trimmed records (records.trimmed: the fields
+    the change touched, beside id, name, date_modified and win_probability)."""
+    return {k: [before.get(k), v] for k, v in after.items()
+            if k not in ("id", "date_modified") and before.get(k) != v}
 
 
 def _save_leftovers(op: str, path: Path | None, deals: Iterable[Preview],

@@ -91,7 +91,7 @@ def run_plan(run: Run, plan: Plan, fmt: str, *, dry_run: bool, yes: bool,
         _confirm(run, plan)
     result = session.apply(plan, leftovers=not_done)
     _render(run, result, fmt)
-    _report(run, result)
+    report(run, result)
     result.check()
 
 
@@ -141,12 +141,14 @@ def _confirm(run: Run, plan: Plan) -> None:
         raise E.Declined(f"nothing {plan.op}d")
 
 
-def _report(run: Run, result: BulkResult) -> None:
-    """What happened, on stderr: the count, the batch to undo, what failed or was not done."""
-    message = result.summary()
-    if result.batch:
-        message += f"; `oppcli undo {result.batch}` takes it back"
-    run.notice(message)
+def report(run: Run, result: BulkResult, *, summary: bool = True) -> None:
+    """What happened, on stderr: the count and the batch to undo (unless the caller said it),
+    what failed or was not done, and where their ids are."""
+    if summary:
+        message = result.summary()
+        if result.batch:
+            message += f"; `oppcli undo {result.batch}` takes it back"
+        run.notice(message)
     for p in result.failed[:10]:
         run.notice(f"failed: {p.id} {p.name!r}: {p.error}")
     if len(result.failed) > 10:

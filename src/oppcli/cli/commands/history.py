@@ -14,8 +14,9 @@ def history(
     ctx: typer.Context,
     opportunity: Annotated[Optional[int], typer.Argument(
         help="Only changes to this opportunity id.", metavar="ID")] = None,
-    limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=1, help="At most N entries, newest first.", metavar="N")] = 20,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", "-n", min=1, help="At most N entries, newest first (default 20; with "
+        "--batch, all of them).", metavar="N", show_default=False)] = None,
     everywhere: Annotated[bool, typer.Option(
         "--all-backends", help="Also changes made on other backends and stores.")] = False,
     batch: Annotated[Optional[str], typer.Option(
@@ -52,8 +53,8 @@ def history(
     where = run.session.audit_log().where
     title = f"changes on {where}" if not everywhere else "changes"
     if batch is not None:
-        title = f"batch {batch.strip()}: {len(entries)} deals" + (f" (the newest {limit})"
-                                                                  if len(entries) == limit else "")
+        title = f"batch {batch.strip()}: {len(entries)} deals" + (
+            f" (the newest {limit})" if limit is not None and len(entries) == limit else "")
     write_history_table(entries, out, title, style=run.streams.console_style())
 
 
@@ -87,6 +88,7 @@ def undo(
     fmt = run.output_format(output, ("table", "json"))
     result = run.session.undo(audit_id, force=force, dry_run=dry_run, yes=yes)
     if result.bulk is not None:  # a batch: per deal, what was restored
+        from oppcli.cli.commands.bulk import report
         from oppcli.output import write_change_rows
 
         bulk = result.bulk
@@ -95,6 +97,7 @@ def undo(
                    + (f"; `oppcli undo {bulk.batch}` takes the undo back" if bulk.batch else ""))
         if fmt != "table":
             write_change_rows(bulk.rows(), "json", run.streams.stdout_bytes)
+        report(run, bulk, summary=False)
         bulk.check()
         return
     if result.record is not None:
