@@ -4,11 +4,12 @@
     python benchmarks/run_all.py [--smoke] [--check] [--sizes 1000,10000,100000,1000000]
 
 Runs bench_startup.py (start-up against `import typer`), bench_store.py (the local store at
-each size against jq on the same file) and bench_copper.py (exports and a name search against
-the Copper test server), each printing its own table of figures next to their targets (the
-tables of docs/performance.md come from this). --sizes is passed to bench_store.py (default:
-all four sizes; the million-record store takes about half an hour on two cores); --smoke and
---check are passed to all three.
+each size against jq on the same file), bench_bulk.py (bulk update and delete on a
+100,000-record store against the single-deal commands) and bench_copper.py (exports, a name
+search and a bulk update against the Copper test server), each printing its own table of
+figures next to their targets (the tables of docs/performance.md come from this). --sizes is
+passed to bench_store.py (default: all four sizes; the million-record store takes about half
+an hour on two cores); --smoke and --check are passed to all four.
 
 Exit status: 0 when every benchmark ran (whatever the figures, unless --check), else the first
 failing benchmark's status.
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     common = [flag for flag, on in (("--smoke", args.smoke), ("--check", args.check)) if on]
     runs = [["bench_startup.py", *common],
             ["bench_store.py", *common, *(["--sizes", args.sizes] if args.sizes else [])],
+            ["bench_bulk.py", *common],
             ["bench_copper.py", *common]]
     status = 0
     for script, *extra in runs:
