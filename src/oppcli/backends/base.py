@@ -27,11 +27,17 @@ Notice = Callable[[str], None]  # where a backend reports what a person should k
 @dataclass
 class Change:
     """One deal of a bulk change: its id, the changes (as update() takes them; unused by
-    delete_many) and the record as the caller has it (None: the backend reads it)."""
+    delete_many) and the record as the caller has it (None: the backend reads it).
+
+    `planned`: (the record after the change, records.changed_fields(current, it)) as the
+    caller computed them from `current`; a backend may write that as it is when `current` is
+    what it holds (the local store: read from its file, unchanged since), rather than apply
+    the changes a second time."""
 
     id: int
     changes: Mapping[str, Any] = field(default_factory=dict)
     current: Record | None = None
+    planned: tuple[Record, Mapping[str, Any]] | None = None
 
 
 @dataclass

@@ -23,6 +23,7 @@ UNCLEARABLE = tuple(f.name for f in F.WRITABLE if not f.nullable or f.required) 
 
 
 _ORDER = list(FIELD_ORDER)
+_FIELD_SET = frozenset(F.FIELD_NAMES)
 
 
 def canonical(record: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -105,8 +106,9 @@ def derive(record: Record, lookups: Lookups) -> Record:
     else:
         record.setdefault("pipeline_is_revenue", None)
         record.setdefault("pipeline_type", None)
-    for name in F.FIELD_NAMES:
-        record.setdefault(name, None)
+    if not record.keys() >= _FIELD_SET:  # (a stored record has every field)
+        for name in F.FIELD_NAMES:
+            record.setdefault(name, None)
     return record
 
 
@@ -311,9 +313,12 @@ def trimmed(before: Mapping[str, Any], after: Mapping[str, Any],
     """(before, after) cut to the fields the change touched, plus KEPT_IN_TRIM:
     what a bulk change keeps per deal (the audit log, undo and reports need no more, and
     100,000 whole records would not fit the memory budget)."""
-    changes = diff(before, after, body) if body is None or body else {}
-    b: Record = {k: before.get(k) for k in KEPT_IN_TRIM if k in before}
-    a: Record = {k: after.get(k) for k in KEPT_IN_TRIM if k in after}
-    for name, (was, now) in changes.items():
-        b[name], a[name] = was, now
+    b: Record = {k: before[k] for k in KEPT_IN_TRIM if k in before}
+    a: Record = {k: after[k] for k in KEPT_IN_TRIM if k in after}
+    if body is None or "custom_fields" in body:
+        for name, (was, now) in diff(before, after, body).items():
+            b[name], a[name] = was, now
+    else:  # plain fields: the body holds the new values
+        for name, now in body.items():
+            b[name], a[name] = before.get(name), now
     return b, a

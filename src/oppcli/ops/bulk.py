@@ -169,7 +169,7 @@ def plan_update(session: Session, selection: Selection, given: Mapping[str, Any]
             plan.unchanged.append(preview)
             continue
         plan.previews.append(preview)
-        plan.items.append(Change(preview.id, changes, current))
+        plan.items.append(Change(preview.id, changes, current, (after, body)))
     return plan
 
 

@@ -64,6 +64,7 @@ class DataFile:
         # Where the lines of records read lately are, while the file is as it was then
         # (its signature): a bulk write finds them there without another pass.
         self._located: tuple[tuple[int, int, int], dict[int, tuple[int, int]]] | None = None
+        self._verified: tuple[int, int, int] | None = None
 
     @staticmethod
     def signature(f: BinaryIO) -> tuple[int, int, int]:
@@ -71,6 +72,12 @@ class DataFile:
         (a rewrite is a new file renamed in, an append grows it)."""
         st = os.fstat(f.fileno())
         return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def verified(self, f: BinaryIO) -> None:
+        """A pass just looked at every line of the file as `f` has it and found each a record
+        (parsed, or shaped like one: uniform): a rewrite of this very file need not check its
+        lines again (_check_lines)."""
+        self._verified = self.signature(f)
 
     def remember(self, f: BinaryIO, located: Mapping[int, tuple[int, int]]) -> None:
         """Keep where these ids' lines are (offset, length) in the file as `f` has it."""
@@ -293,6 +300,8 @@ class DataFile:
         each is at least shaped like a record, a chunk at a time (constant memory). A chunk
         that is not, say one written with spaces, is parsed line by line, which names the
         line that is broken, if any."""
+        if self._verified == self.signature(f):  # a pass moments ago saw every line
+            return
         f.seek(0)
         for offset, chunk in self.chunks(f, warn_torn=False):
             if not uniform(chunk):

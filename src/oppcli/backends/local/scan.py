@@ -89,6 +89,7 @@ def search(data: DataFile, query: Query, date_order: str, *,
                         start = pos = chunk.index(line, pos)
                     where = packed(offset + start, len(line))
                 hits.add(rec, where)
+        data.verified(f)  # every line was parsed, or its chunk found shaped like records
         if in_file_order:
             if located is not None:
                 data.remember(f, located)

@@ -395,7 +395,7 @@ class LocalStore(Rewriting):
 
     @staticmethod
     def _changed(current: Record, changes: Mapping[str, Any],
-                 lookups: Lookups) -> tuple[Record, bytes, dict[str, Any]] | None:
+                 lookups: Lookups) -> tuple[Record, bytes, Mapping[str, Any]] | None:
         """(the record after the change, its line, the fields that change), or None when
         nothing changes."""
         record = apply_changes(current, changes, lookups)
@@ -405,6 +405,13 @@ class LocalStore(Rewriting):
         check_refs(refs_to_check(body, record), lookups)
         if not body and canonical(record) == canonical(current):
             return None
+        return LocalStore._written(current, record, body)
+
+    @staticmethod
+    def _written(current: Record, record: Record,
+                 body: Mapping[str, Any]) -> tuple[Record, bytes, Mapping[str, Any]]:
+        """A changed record as it is written: modified now (after its last change), its stage
+        change dated."""
         record["date_modified"] = max(int(time.time()), int(current.get("date_modified") or 0) + 1)
         if record.get("pipeline_stage_id") != current.get("pipeline_stage_id"):
             record["date_stage_changed"] = record["date_modified"]
@@ -453,11 +460,13 @@ class LocalStore(Rewriting):
             in_order = self._stamped(os.fstat(f.fileno()))
         todo = sorted(wanted)
         keys = {b"%d" % i for i in wanted}
+        every_line_seen = True  # each chunk uniform, or parsed line by line
         f.seek(0)
         for offset, chunk in self.chunks(f):
-            if in_order and uniform(chunk):
+            shaped = uniform(chunk)
+            if in_order and shaped:  # as oppcli wrote it: every line {"id":N,... in id order
                 self._in_order_chunk(chunk, offset, todo, found)
-            elif uniform(chunk):  # every line starts {"id":N: the ids by one regex
+            elif shaped:  # every line starts {"id":N: the ids by one regex
                 ids = LINE_IDS.findall(chunk, 0, 32) + NEXT_IDS.findall(chunk)
                 present = keys.intersection(ids)
                 if not present:
@@ -471,6 +480,7 @@ class LocalStore(Rewriting):
                     if rec is not None and rec["id"] in wanted and rec["id"] not in found:
                         found[rec["id"]] = (offset + starts[i], len(lines[i]) + 1, rec)
             else:
+                every_line_seen = False
                 pos = 0
                 for line in chunk.split(b"\n")[:-1]:
                     head = ID_AT_START.match(line)
@@ -479,6 +489,8 @@ class LocalStore(Rewriting):
                         if rec is not None and rec["id"] in wanted and rec["id"] not in found:
                             found[rec["id"]] = (offset + pos, len(line) + 1, rec)
                     pos += len(line) + 1
+        if every_line_seen:
+            self.verified(f)
         if in_order and len(found) < len(wanted):  # a line the byte search cannot see
             self._pass_for(f, wanted - found.keys(), found, in_order=False)
 
@@ -515,16 +527,18 @@ class LocalStore(Rewriting):
             self.remember(f, {i: (hit[0], hit[1]) for i, hit in found.items()})
             return {i: hit[2] for i, hit in found.items()}
 
-    def _at_hand(self, f: BinaryIO, items: list[base.Change]) -> dict[int, tuple[int, int, Record]]:
-        """Each item's (offset, length, record): the records the caller read from this very
-        file (get_many or a search in id order moments ago, the file unchanged since: its
-        lines are where they were) without another look; else found in the file."""
+    def _at_hand(self, f: BinaryIO, items: list[base.Change]
+                 ) -> tuple[dict[int, tuple[int, int, Record]], bool]:
+        """Each item's (offset, length, record), and whether those are the records the caller
+        has: read from this very file (get_many or a search in id order moments ago, the file
+        unchanged since: its lines are where they were), taken without another look; else
+        found in the file."""
         if all(item.current is not None for item in items):
             where = self.located(f, (item.id for item in items))
             if where is not None:
                 return {item.id: (*where[item.id], item.current)  # type: ignore[misc]
-                        for item in items}
-        return self._find_many(f, [item.id for item in items])
+                        for item in items}, True
+        return self._find_many(f, [item.id for item in items]), False
 
     def update_many(self, items: list[base.Change], done: base.Done,
                     stopping: base.Stopping) -> None:
@@ -534,7 +548,7 @@ class LocalStore(Rewriting):
         lookups = self.lookups()
         outcomes: list[base.Outcome] = []
         with self._locked(), self.open_data() as f:
-            found = self._at_hand(f, items)
+            found, theirs = self._at_hand(f, items)
             edits: list[tuple[int, int, bytes]] = []
             for item in items:
                 hit = found.pop(item.id, None)
@@ -543,8 +557,12 @@ class LocalStore(Rewriting):
                         f"no opportunity with id {item.id} (deleted meanwhile?)")))
                     continue
                 offset, length, current = hit
+                changed: tuple[Record, bytes, Mapping[str, Any]] | None
                 try:
-                    changed = self._changed(current, item.changes, lookups)
+                    if theirs and item.planned is not None:  # planned from this very record
+                        changed = self._written(current, dict(item.planned[0]), item.planned[1])
+                    else:
+                        changed = self._changed(current, item.changes, lookups)
                 except OppcliError as exc:
                     outcomes.append(base.Outcome(item.id, trimmed(current, current)[0], error=exc))
                     continue
@@ -568,7 +586,7 @@ class LocalStore(Rewriting):
         outcomes: list[base.Outcome] = []
         with self._locked(), self.open_data() as f:
             ids = list(dict.fromkeys(item.id for item in items))
-            found = self._at_hand(f, items)
+            found = self._at_hand(f, items)[0]
             for opp_id in ids:
                 hit = found.get(opp_id)
                 outcomes.append(base.Outcome(opp_id, hit[2], None) if hit is not None else
