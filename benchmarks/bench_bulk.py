@@ -85,12 +85,12 @@ from bench_store import (
     gnu_time,
     lines_of,
     lookups,
-    median,
     parse_size,
     print_grid,
     scan_for,
     user_id,
 )
+from bench_store import Result as StoreResult  # noqa: E402
 
 TARGET_BULK_RATIO = 2.0  # a bulk command against one single-deal command, same store
 SMOKE_RECORDS = 2_000
@@ -194,27 +194,11 @@ class Step:
 
 
 @dataclass
-class Result:
-    bulk: list[Run]
-    base: list[Run]
-    peak: float = 0.0  # MB, one more run of the bulk command
-    changed: int = 0  # deals the bulk command changed (checked in the store)
+class Result(StoreResult):
+    """bench_store's Result (the bulk command's runs as `opp`, the baseline's as `base`), with
+    how many deals the bulk command changed (checked in the store)."""
 
-    @property
-    def bulk_ms(self) -> float:
-        return median([r.wall for r in self.bulk]) * 1000
-
-    @property
-    def base_ms(self) -> float:
-        return median([r.wall for r in self.base]) * 1000
-
-    @property
-    def ratio(self) -> float:
-        return self.bulk_ms / self.base_ms
-
-    @property
-    def cpu_ratio(self) -> float:
-        return median([r.cpu for r in self.bulk]) / max(1e-9, median([r.cpu for r in self.base]))
+    changed: int = 0
 
 
 @dataclass(frozen=True)
@@ -424,7 +408,7 @@ class Bulk:
         last = pair(self.repeat + 1)
         peak = self.peak(next(s for s in last if s.side == "bulk"))
         changed = len(self.selected) if m.key == "update where" else len(self.ids)
-        return Result(bulk, base, peak, changed)
+        return Result(bulk, base, peak, changed=changed)
 
     def run(self) -> dict[str, Result]:
         where = " ".join(f'"{a}"' if " " in a else a for a in self.where_args())
@@ -440,7 +424,7 @@ class Bulk:
         for m in MEASURES:
             self.say(f"[{self.store.n:,}] {m.label} ...")
             res = results[m.key] = self.measure(m)
-            self.say(f"[{self.store.n:,}] {m.label}: {res.bulk_ms:.0f} ms, {m.baseline} "
+            self.say(f"[{self.store.n:,}] {m.label}: {res.opp_ms:.0f} ms, {m.baseline} "
                      f"{res.base_ms:.0f} ms, ratio {res.ratio:.3f}x; peak {res.peak:.1f} MB")
         return results
 
@@ -515,7 +499,7 @@ def bench(args: argparse.Namespace) -> int:
                  "timed run(s) per measure, ratios of medians")
     print()
     print_grid("median wall time, ms: bulk / single-deal baseline",
-               [(m.label, [f"{results[m.key].bulk_ms:.0f} / {results[m.key].base_ms:.0f}"])
+               [(m.label, [f"{results[m.key].opp_ms:.0f} / {results[m.key].base_ms:.0f}"])
                 for m in MEASURES], [n])
     print()
     print_grid("CPU time ratio bulk/baseline (user+sys)",

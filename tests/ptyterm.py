@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import shlex
 import signal
 import struct
 import subprocess
@@ -117,15 +118,32 @@ def answer_a_prompt(argv: list[str], answer: str) -> tuple[int, str]:
     """The installed `oppcli ARGV` with stdin, stdout and stderr on a pty (its controlling
     terminal); answer its `[y/N]:` prompt with "y", "n", "sigint" (SIGINT sent to the process)
     or "ctrl-c" (\\x03 typed on the terminal). Returns the exit code and all it wrote."""
+    return _answer([oppcli_exe(), *argv], answer, dict(os.environ), in_shell=False)
+
+
+def answer_a_prompt_in_shell(script: str, answer: str) -> tuple[int, str]:
+    """`bash -c SCRIPT` (OPPCLI in it: the installed oppcli) with the pty as its controlling
+    terminal, so a pipeline's oppcli asks there while its stdin is the pipe; answer as
+    answer_a_prompt does ("y" or "n")."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(TERM="xterm-256color", NO_COLOR="1")
+    command = ["bash", "-c", script.replace("OPPCLI", shlex.quote(oppcli_exe()))]
+    return _answer(command, answer, env, in_shell=True)
+
+
+def _answer(command: list[str], answer: str, env: dict[str, str], *,
+            in_shell: bool) -> tuple[int, str]:
     master, slave = os.openpty()
-    proc = subprocess.Popen([oppcli_exe(), *argv], stdin=slave, stdout=slave,
-                            stderr=slave, env=dict(os.environ), start_new_session=True,
-                            preexec_fn=take_terminal)
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True, preexec_fn=take_terminal)
     os.close(slave)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     try:
         out = read_until(master, b"[y/N]:", deadline)
-        wait_until_reading(proc.pid, deadline)
+        if in_shell:  # the reader is a child of the shell: give it a moment to read
+            time.sleep(0.2)
+        else:
+            wait_until_reading(proc.pid, deadline)
         if answer == "sigint":
             proc.send_signal(signal.SIGINT)
         elif answer == "ctrl-c":

@@ -9,22 +9,19 @@ Records are compared with the store file as it was before the bulk change, read 
 
 from __future__ import annotations
 
-import os
-import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from bulk_local_support import audit, bash, rows, without_dates
 
 from checks import snapshot, stored_records
-from conftest import oppcli_exe
 from oppcli.domain import fields as F
+from ptyterm import answer_a_prompt_in_shell
 
 HOT = [1007, 1008, 1015, 1016, 1023, 1024, 1031, 1032]  # the sample deals tagged "hot"
-DATES = ("date_modified", "date_stage_changed")
 # What a deal brought back by create cannot keep: its id, and the dates the backend sets.
 NOT_KEPT = ("id", "date_created", "date_modified")
 
@@ -34,32 +31,6 @@ def store(shared_sample_store: Path, store_path: Path) -> Path:
     """A private copy of what `oppcli init --sample` writes."""
     shutil.copytree(shared_sample_store, store_path)
     return store_path
-
-
-def bash(script: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
-    """A real shell pipeline; OPPCLI in the script is the installed oppcli."""
-    script = "set -o pipefail; " + script.replace("OPPCLI", shlex.quote(oppcli_exe()))
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=60, stdin=subprocess.DEVNULL)
-    if expect is not None:
-        assert proc.returncode == expect, (script, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
-def rows(text: str) -> list[dict[str, Any]]:
-    text = text.strip()
-    if text.startswith("["):
-        return orjson.loads(text)
-    return [orjson.loads(line) for line in text.splitlines()]
-
-
-def audit(isolated: Path) -> list[dict[str, Any]]:
-    path = isolated / "config" / "audit.jsonl"
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
-
-
-def without_dates(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in DATES}
 
 
 def same_but_dates(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]) -> None:
@@ -400,39 +371,11 @@ def test_a_forced_undo_names_the_deal_it_could_not_restore(sh, store, isolated):
     assert "1015" in r.stderr, r.stderr
 
 
-def on_a_pty(script: str, answer: str) -> tuple[int, str]:
-    """bash -c SCRIPT with the pty as its controlling terminal; answer the [y/N] prompt."""
-    import time
-
-    from ptyterm import drain, read_until, take_terminal
-
-    master, slave = os.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env.update(TERM="xterm-256color", NO_COLOR="1")
-    proc = subprocess.Popen(["bash", "-c", script.replace("OPPCLI", shlex.quote(oppcli_exe()))],
-                            stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True, preexec_fn=take_terminal)
-    os.close(slave)
-    deadline = time.monotonic() + 30
-    try:
-        out = read_until(master, b"[y/N]:", deadline)
-        time.sleep(0.2)
-        os.write(master, answer.encode() + b"\n")
-        out += drain(master, deadline)
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, out.decode(errors="replace")
-
-
 @pytest.mark.parametrize("answer", ["n", "y"])
 def test_bulk_delete_asks_on_the_terminal_when_stdin_is_the_pipe(store, isolated, answer):
     before = stored_records(store)
     files = snapshot(store)
-    code, out = on_a_pty("printf '1001\\n1002\\n' | OPPCLI delete -", answer)
+    code, out = answer_a_prompt_in_shell("printf '1001\\n1002\\n' | OPPCLI delete -", answer)
     assert "delete 2 opportunities permanently" in out
     assert "Delete 2 opportunities? [y/N]:" in out
     if answer == "n":

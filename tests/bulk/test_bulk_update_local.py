@@ -13,20 +13,18 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from bulk_local_support import audit, bash, rows, without_dates
 
 from checks import snapshot, stored_records
-from conftest import oppcli_exe
 from oppcli.backends.local import DATA
-from ptyterm import drain, read_until, take_terminal
+from ptyterm import answer_a_prompt_in_shell
 
 HOT = [1007, 1008, 1015, 1016, 1023, 1024, 1031, 1032]  # the sample deals tagged "hot"
-DATES = ("date_modified", "date_stage_changed")
 
 
 # ---- fixtures and helpers -------------------------------------------------------------------
@@ -37,38 +35,10 @@ def store(shared_sample_store: Path, store_path: Path) -> Path:
     return store_path
 
 
-def bash(script: str, expect: int | None = 0, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """A real shell pipeline; OPPCLI in the script is the installed oppcli."""
-    script = "set -o pipefail; " + script.replace("OPPCLI", shlex.quote(oppcli_exe()))
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=60, input=input,
-                          stdin=None if input is not None else subprocess.DEVNULL)
-    if expect is not None:
-        assert proc.returncode == expect, (script, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
-def rows(text: str) -> list[dict[str, Any]]:
-    """JSON Lines (or one JSON array) as a list of objects."""
-    text = text.strip()
-    if text.startswith("["):
-        return orjson.loads(text)
-    return [orjson.loads(line) for line in text.splitlines()]
-
-
 def by_id(items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     out = {r["id"]: r for r in items}
     assert len(out) == len(items), f"a deal listed twice: {[r['id'] for r in items]}"
     return out
-
-
-def without_dates(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in DATES}
-
-
-def audit(isolated: Path) -> list[dict[str, Any]]:
-    path = isolated / "config" / "audit.jsonl"
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
 def tag_rows(before: dict[int, dict[str, Any]], ids: list[int], tag: str,
@@ -431,34 +401,9 @@ def test_without_a_terminal_and_without_yes_it_refuses_and_changes_nothing(store
     assert audit(isolated) == []
 
 
-def on_a_pty(script: str, answer: str) -> tuple[int, str]:
-    """bash -c SCRIPT on a real terminal (its controlling one): stdin, stdout and stderr on the
-    pty; answer the [y/N] prompt once it shows. Returns the exit code and all it showed."""
-    master, slave = os.openpty()
-    script = script.replace("OPPCLI", shlex.quote(oppcli_exe()))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env.update(TERM="xterm-256color", NO_COLOR="1")
-    proc = subprocess.Popen(["bash", "-c", script], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, start_new_session=True, preexec_fn=take_terminal)
-    os.close(slave)
-    deadline = time.monotonic() + 30
-    try:
-        out = read_until(master, b"[y/N]:", deadline)
-        time.sleep(0.2)  # the answer is read from /dev/tty: typed ahead it waits there anyway
-        os.write(master, answer.encode() + b"\n")
-        out += drain(master, deadline)
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, out.decode(errors="replace")
-
-
 def test_on_a_terminal_it_asks_even_when_stdin_is_the_pipe_and_n_changes_nothing(store, isolated):
     files = snapshot(store)
-    code, out = on_a_pty("printf '1001\\n1002\\n' | OPPCLI update - --add-tag t", "n")
+    code, out = answer_a_prompt_in_shell("printf '1001\\n1002\\n' | OPPCLI update - --add-tag t", "n")
     assert code == 2, out
     assert "update 2 opportunities: add_tag=t" in out
     assert "Update 2 opportunities? [y/N]:" in out
@@ -469,7 +414,7 @@ def test_on_a_terminal_it_asks_even_when_stdin_is_the_pipe_and_n_changes_nothing
 
 def test_on_a_terminal_y_updates_the_piped_deals(store, isolated):
     before = stored_records(store)
-    code, out = on_a_pty("printf '1001\\n1002\\n' | OPPCLI update - --add-tag t", "y")
+    code, out = answer_a_prompt_in_shell("printf '1001\\n1002\\n' | OPPCLI update - --add-tag t", "y")
     assert code == 0, out
     assert "Update 2 opportunities? [y/N]:" in out
     batch = audit(isolated)[-1]["batch"]
@@ -478,7 +423,7 @@ def test_on_a_terminal_y_updates_the_piped_deals(store, isolated):
 
 
 def test_the_question_shows_the_count_and_the_first_five_deals(store):
-    code, out = on_a_pty("OPPCLI search --tag hot -o jsonl | OPPCLI update - --add-tag t "
+    code, out = answer_a_prompt_in_shell("OPPCLI search --tag hot -o jsonl | OPPCLI update - --add-tag t "
                          "--priority High", "n")
     assert code == 2, out
     before = stored_records(store)
