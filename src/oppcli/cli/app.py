@@ -22,7 +22,6 @@ from oppcli.cli import completion as C
 from oppcli.cli.commands.common import PROG, Run, run_of
 from oppcli.errors import OppcliError
 from oppcli.io import COLOR_CHOICES, Streams
-from oppcli.util.interrupts import Stop
 
 C.use_fixed_scripts()
 
@@ -93,7 +92,11 @@ class OppcliGroup(TyperGroup):
             code = E.USAGE
         except (KeyboardInterrupt):
             code = E.INTERRUPTED
-        except Stop as exc:  # a signal ended a bulk run, which reported what it did first
+        except BaseException as exc:  # a signal that ended a bulk run after its report
+            from oppcli.util.interrupts import Stop
+
+            if not isinstance(exc, Stop):
+                raise
             code = exc.exit_code
         except Exception as exc:
             # Click's usage errors: duck-typed, because Typer bundles its own Click.

@@ -9,12 +9,12 @@
 - tables.py: records as Rich tables (list and show) and the layout every table shares: what
   is never cut, what is cut or wraps, which columns go first.
 - panels.py: the titled tables that are not records: history, lookups, config show.
-- changes.py: a bulk change per deal and field (before, after): JSON rows and the table.
+- changes.py: a bulk change per deal and field (before, after): JSON rows and the table
+  (imported by the bulk commands themselves, not here: list and search do not need it).
 
 Importing this package does not import Rich: it is imported inside the functions that draw.
 """
 
-from oppcli.output.changes import write_change_rows, write_changes_table
 from oppcli.output.display import TAG_SEPARATOR, Context
 from oppcli.output.formats import CF_PREFIX, FORMATS, emit_many, emit_one, write_many
 from oppcli.output.panels import write_history_table, write_lookup_tables, write_settings_table
@@ -31,8 +31,6 @@ __all__ = [
     "literal",
     "unneutralise",
     "visible",
-    "write_change_rows",
-    "write_changes_table",
     "write_history_table",
     "write_lookup_tables",
     "write_many",

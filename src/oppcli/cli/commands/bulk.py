@@ -96,7 +96,7 @@ def run_plan(run: Run, plan: Plan, fmt: str, *, dry_run: bool, yes: bool,
 
 
 def _render_preview(run: Run, plan: Plan, fmt: str) -> None:
-    from oppcli.output import write_change_rows, write_changes_table
+    from oppcli.output.changes import write_change_rows, write_changes_table
 
     if fmt == "table":
         what = "would change" if plan.op == "update" else "would delete"
@@ -109,7 +109,7 @@ def _render_preview(run: Run, plan: Plan, fmt: str) -> None:
 
 
 def _render(run: Run, result: BulkResult, fmt: str) -> None:
-    from oppcli.output import write_change_rows
+    from oppcli.output.changes import write_change_rows
 
     if fmt != "table":
         write_change_rows(result.rows(), fmt, run.streams.stdout_bytes)
@@ -126,7 +126,7 @@ def _confirm(run: Run, plan: Plan) -> None:
         raise UsageError(f"refusing to {plan.op} {count} without confirmation",
                          f"add --yes to {plan.op} from a script (--dry-run shows what would "
                          "change)")
-    from oppcli.output import write_changes_table
+    from oppcli.output.changes import write_changes_table
 
     if plan.op == "update":
         streams.notice(f"{plan.op} {count}: " + "; ".join(plan.asked))

@@ -89,7 +89,7 @@ def undo(
     result = run.session.undo(audit_id, force=force, dry_run=dry_run, yes=yes)
     if result.bulk is not None:  # a batch: per deal, what was restored
         from oppcli.cli.commands.bulk import report
-        from oppcli.output import write_change_rows
+        from oppcli.output.changes import write_change_rows
 
         bulk = result.bulk
         note = " (dry run: nothing changed)" if bulk.dry_run else ""
