@@ -92,12 +92,6 @@ class OppcliGroup(TyperGroup):
             code = E.USAGE
         except (KeyboardInterrupt):
             code = E.INTERRUPTED
-        except BaseException as exc:  # a signal that ended a bulk run after its report
-            from oppcli.util.interrupts import Stop
-
-            if not isinstance(exc, Stop):
-                raise
-            code = exc.exit_code
         except Exception as exc:
             # Click's usage errors: duck-typed, because Typer bundles its own Click.
             if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
@@ -121,6 +115,12 @@ class OppcliGroup(TyperGroup):
                     run.notice(f"unexpected error: {type(exc).__name__}: {exc} "
                                "(run with --debug for the traceback)")
                 code = E.UNEXPECTED
+        except BaseException as exc:  # a signal that ended a bulk run after its report
+            from oppcli.util.interrupts import Stop
+
+            if not isinstance(exc, Stop):
+                raise
+            code = exc.exit_code
         else:
             code = rv if isinstance(rv, int) else 0
         if standalone_mode:
