@@ -103,3 +103,10 @@ class Declined(UsageError):
     message alone ("nothing deleted"), not as an error."""
 
     prefix = ""
+
+
+def ends_the_run(exc: BaseException) -> bool:
+    """An error that ends a run of many writes rather than one of them: the service failing
+    after its retries, or the credentials or storage refused. Any other error (a 422, a deal
+    gone) belongs to one row or deal, and the others go on."""
+    return isinstance(exc, (ServiceError, ConfigError))

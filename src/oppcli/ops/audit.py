@@ -264,7 +264,6 @@ class Audited(Backend):
     def _append(self, op: str, opp_id: int, before: Record | None, after: Record | None) -> None:
         batch = self._batch
         if batch is not None:
-            batch.count += 1
             batch.pending.append(self.log.entry(op, opp_id, before, after,
                                                 batch.undo_of.get(opp_id) or self.undo_of,
                                                 batch.id))
@@ -302,7 +301,6 @@ class Batch:
         self.id = os.urandom(4).hex()
         self.undo_of = undo_of
         self.pending: list[dict[str, Any]] = []
-        self.count = 0
         self.due = time.monotonic() + self.EVERY
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from oppcli import errors as E
 from oppcli.backends.base import Change
-from oppcli.ops.bulk import BulkResult, Plan, Preview, apply
+from oppcli.ops.bulk import BulkResult, Plan, Preview, apply, stoppable
 from oppcli.ops.undo import UndoResult, drift, now_known_as, restorable, restoring
 
 if TYPE_CHECKING:
@@ -94,8 +94,6 @@ def _restore(backend: Audited, batch: str, members: list[Entry], mine: list[Entr
 def _bring_back(backend: Audited, batch: str, members: list[Entry], force: bool,
                 dry_run: bool, streams: Streams) -> BulkResult:
     """Create every deleted deal again (the backend gives each its next id)."""
-    from oppcli.util.interrupts import Held, Stop
-
     broken = [e["audit_id"] for e in members if not (e.get("before") or {}).get("name")]
     if broken:
         raise E.ConflictError(f"batch {batch} has entries without the deleted record "
@@ -109,28 +107,25 @@ def _bring_back(backend: Audited, batch: str, members: list[Entry], force: bool,
     if dry_run:
         result.changed = todo
         return result
-    with Held(tell=streams.stderr.write if streams.stderr_tty else None) as held:
-        try:
-            with backend.batch() as open_batch:
-                result.batch = open_batch.id
-                for e, preview in zip(members, todo, strict=True):
-                    with held.unit():
-                        backend.undo_of = e["audit_id"]
-                        try:
-                            record = backend.create(restorable(e))
-                        except E.OppcliError as exc:
-                            if isinstance(exc, E.ServiceError | E.ConfigError):
-                                raise
-                            preview.error = exc.message
-                            result.failed.append(preview)
-                        else:
-                            preview.changes = {"id": [preview.id, record["id"]]}
-                            result.changed.append(preview)
-                    held.check()
-        except (Stop, KeyboardInterrupt, E.OppcliError) as exc:
-            result.stopped = exc
-        finally:
-            backend.undo_of = None
+    try:
+        with stoppable(streams, result) as held, backend.batch() as open_batch:
+            result.batch = open_batch.id
+            for e, preview in zip(members, todo, strict=True):
+                with held.unit():
+                    backend.undo_of = e["audit_id"]
+                    try:
+                        record = backend.create(restorable(e))
+                    except E.OppcliError as exc:
+                        if E.ends_the_run(exc):
+                            raise
+                        preview.error = exc.message
+                        result.failed.append(preview)
+                    else:
+                        preview.changes = {"id": [preview.id, record["id"]]}
+                        result.changed.append(preview)
+                held.check()
+    finally:
+        backend.undo_of = None
     handled = {id(p) for p in (*result.changed, *result.failed)}
     result.not_done = [p for p in todo if id(p) not in handled]
     return result

@@ -13,6 +13,7 @@ is recorded; it reports what was changed, what failed and what was not done.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from oppcli.api import Session
     from oppcli.io import Streams
     from oppcli.ops.audit import Audited
+    from oppcli.util.interrupts import Held
 
 Record = dict[str, Any]
 SHOWN = 5  # deals named in a prompt
@@ -49,10 +51,6 @@ class Selection:
             raise UsageError("give ids (or - for stdin) or --where-* filters, not both",
                              "to narrow ids by a filter, pipe `oppcli search --id ... FILTERS "
                              "-o jsonl` in")
-
-    @property
-    def empty(self) -> bool:
-        return not (self.ids or self.records or self.where)
 
 
 def read_selection(data: bytes, where: str = "stdin") -> Selection:
@@ -319,8 +317,6 @@ def apply(backend: Audited, streams: Streams, plan: Plan, *, leftovers: Path | N
     second signal stops at once. The result's `stopped` holds a stop; nothing is raised for
     it, so the caller can report first (BulkResult.check raises it). `undo_of`: deal id ->
     the audit entry each change takes back (an undo of a batch)."""
-    from oppcli.util.interrupts import Held, Stop
-
     result = BulkResult(plan.op, unchanged=list(plan.unchanged))
     previews = {p.id: p for p in plan.previews}
     told: set[int] = set()
@@ -344,19 +340,12 @@ def apply(backend: Audited, streams: Streams, plan: Plan, *, leftovers: Path | N
         bar.step()
 
     write = backend.update_many if plan.op == "update" else backend.delete_many
-    held_message = ("\noppcli: stopping: the changes under way finish first and are recorded; "
-                    "Ctrl-C again to stop at once\n")
-    with Held(tell=streams.stderr.write if streams.stderr_tty else None,
-              message=held_message) as held:
-        try:
-            with backend.batch(undo_of) as batch, held.unit():
-                result.batch = batch.id
-                write(plan.items, done, lambda: held.pending is not None)
-            held.check()
-        except (Stop, KeyboardInterrupt, E.OppcliError) as exc:
-            result.stopped = exc
-        finally:
-            bar.done()
+    try:
+        with stoppable(streams, result) as held, backend.batch(undo_of) as batch, held.unit():
+            result.batch = batch.id
+            write(plan.items, done, lambda: held.pending is not None)
+    finally:
+        bar.done()
     result.not_done = [previews[c.id] for c in plan.items if c.id not in told]
     if not result.changed:
         result.batch = None
@@ -364,6 +353,25 @@ def apply(backend: Audited, streams: Streams, plan: Plan, *, leftovers: Path | N
         result.leftovers = _save_leftovers(plan.op, leftovers,
                                            [*result.failed, *result.not_done], streams)
     return result
+
+
+@contextlib.contextmanager
+def stoppable(streams: Streams, result: BulkResult) -> Iterator[Held]:
+    """Ctrl-C and SIGTERM held for the block's units (held.unit()): the unit under way
+    finishes, then the stop is raised (held.check(), also on leaving the block). A stop, or
+    an error that ends the run, is kept in result.stopped, not raised: the caller reports
+    first and BulkResult.check() raises it."""
+    from oppcli.util.interrupts import Held, Stop
+
+    message = ("\noppcli: stopping: the changes under way finish first and are recorded; "
+               "Ctrl-C again to stop at once\n")
+    with Held(tell=streams.stderr.write if streams.stderr_tty else None,
+              message=message) as held:
+        try:
+            yield held
+            held.check()
+        except (Stop, KeyboardInterrupt, E.OppcliError) as exc:
+            result.stopped = exc
 
 
 def _changes_in(before: Record, after: Record) -> dict[str, list[Any]]:

@@ -279,7 +279,7 @@ class Importer:
         try:
             hits = self._like(payload, since)
         except OppcliError as exc:
-            if isinstance(exc, E.ServiceError | E.ConfigError):
+            if E.ends_the_run(exc):
                 raise
             hits = []
         if len(hits) > 1:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from oppcli.backends.base import Change, Done, Outcome, Stopping
 from oppcli.domain.records import apply_changes, changed_fields, check_refs, refs_to_check, trimmed
-from oppcli.errors import ConfigError, NotFoundError, OppcliError, ServiceError
+from oppcli.errors import NotFoundError, OppcliError, ends_the_run
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
     from oppcli.backends.copper.pool import PagePool
 
 Record = dict[str, Any]
-
-
-def ends_the_run(exc: BaseException) -> bool:
-    """Copper failing after its retries, or refusing the key: no point sending the rest."""
-    return isinstance(exc, (ServiceError, ConfigError))
 
 
 def fan_out(pool: PagePool, func: Callable[[Change], Outcome], items: Iterable[Change],
