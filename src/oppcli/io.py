@@ -134,6 +134,15 @@ class Streams:
         buffer: IO[bytes] | None = getattr(self.stdout, "buffer", None)
         return buffer if buffer is not None else io.BufferedWriter(_TextBytes(self.stdout))
 
+    def piped_stdin(self, what: str, hint: str) -> bytes:
+        """All of stdin, which must be a pipe or a file: a terminal there is a UsageError
+        ("WHAT reads ... from stdin, but stdin is a terminal; HINT"), never a wait for typing."""
+        if self.stdin is None or self.stdin_tty:
+            from oppcli.errors import UsageError
+
+            raise UsageError(f"{what} from stdin, but stdin is a terminal", hint)
+        return self.read_stdin_bytes()
+
     def read_stdin_bytes(self) -> bytes:
         if self.stdin is None:
             return b""

@@ -58,11 +58,8 @@ def selection(run: Run, ids: list[str], where: dict[str, Any], *,
         if stdin_taken:
             raise UsageError("stdin cannot carry both the deals (-) and --from-json -",
                              "give --from-json a file")
-        streams = run.streams
-        if streams.stdin is None or streams.stdin_tty:
-            raise UsageError("- reads the deals from stdin, but stdin is a terminal",
-                             "pipe them in: oppcli search ... -o jsonl | oppcli update - ...")
-        return read_selection(streams.read_stdin_bytes())
+        return read_selection(run.streams.piped_stdin(
+            "- reads the deals", "pipe them in: oppcli search ... -o jsonl | oppcli update - ..."))
     if not ids and not where:
         raise UsageError("which opportunities?", "give ids, - to read them from stdin, or "
                          "--where-* filters (see --help)")

@@ -112,10 +112,7 @@ def import_(
     check_options(match, on_conflict, on_missing)
     data = None
     if file == "-":
-        if run.streams.stdin is None or run.streams.stdin_tty:
-            raise UsageError("import - reads from stdin, but stdin is a terminal",
-                             "pipe the rows in, or give a file name")
-        data = run.streams.read_stdin_bytes()
+        data = run.streams.piped_stdin("import - reads", "pipe the rows in, or give a file name")
     run.session.import_file(file, data=data, format=input_format, match=match,
                             on_conflict=on_conflict, on_missing=on_missing, keep_ids=keep_ids,
                             dry_run=dry_run, failed_rows=failed_rows, report=report)

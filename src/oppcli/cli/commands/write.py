@@ -25,10 +25,8 @@ def _read_json_input(source: str, streams: Streams) -> Any:
     import orjson
 
     if source == "-":
-        if streams.stdin is None or streams.stdin_tty:
-            raise UsageError("--from-json - reads JSON from stdin, but stdin is a terminal",
-                             "pipe the JSON in, or give a file name")
-        data = streams.read_stdin_bytes()
+        data = streams.piped_stdin("--from-json - reads JSON", "pipe the JSON in, or give a "
+                                   "file name")
         where = "stdin"
     else:
         try:
