@@ -28,7 +28,8 @@ a test fails when this page and the CLI drift apart). The [README](../README.md)
 common tasks; [commands.md](commands.md) explains output formats, filters and each command in
 depth.
 """
-COMMANDS = [(), ("init",), ("list",), ("search",), ("show",), ("create",), ("update",),
+COMMANDS = [(), ("init",), ("list",), ("search",), ("show",), ("report",), ("forecast",),
+            ("stale",), ("create",), ("update",),
             ("delete",), ("lookups",), ("config",), ("config", "show"), ("config", "get"),
             ("config", "set"), ("config", "unset"), ("config", "path"), ("auth",), ("auth", "check"),
             ("export",), ("import",), ("sync",), ("sync", "pull"), ("history",), ("undo",)]

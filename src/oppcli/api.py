@@ -18,7 +18,8 @@ person should know through its Streams (io.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
     from oppcli.config import Settings
     from oppcli.domain.lookups import Lookups
     from oppcli.domain.query import Query
+    from oppcli.domain.report import Forecast, Report
     from oppcli.ops.audit import Audited, AuditLog
     from oppcli.ops.bulk import BulkResult, Plan, Selection
+    from oppcli.ops.report import Stale
     from oppcli.ops.sync import PullResult
     from oppcli.ops.undo import UndoResult
 
@@ -296,6 +299,32 @@ class Session:
         result = self.apply(plan)
         result.check()
         return result
+
+    # ---- reports (ops/report.py) --------------------------------------------------------------
+    def report(self, by: str | Sequence[str], **filters: Any) -> Report:
+        """The matching deals grouped by one or two dimensions ("stage", "assignee",
+        "close-month", "cf:Region", ...: domain.report.DIMENSIONS), each group's count, value,
+        weighted value, average and win rate; `.total` counts each deal once."""
+        from oppcli.ops.report import report
+
+        return report(self, [by] if isinstance(by, str) else list(by), filters)
+
+    def forecast(self, *, months: int = 6, today: dt.date | None = None,
+                 **filters: Any) -> Forecast:
+        """Open deals by expected close month, for `months` months from this one (in the
+        account's zone, or `today`), with the overdue and undated ones apart and those closing
+        later summed in `.later`."""
+        from oppcli.ops.report import forecast
+
+        return forecast(self, months, filters, today)
+
+    def stale(self, *, days: int = 30, limit: int | None = None, now: float | None = None,
+              **filters: Any) -> Stale:
+        """Open deals with no activity (last contacted, stage changed, modified) for `days`
+        days, most valuable first, then longest idle; `.idle(deal)` gives its idle days."""
+        from oppcli.ops.report import stale
+
+        return stale(self, days, filters, limit=limit, now=now)
 
     # ---- the audit log ------------------------------------------------------------------------
     def history(self, opportunity: int | None = None, *, limit: int | None = None,

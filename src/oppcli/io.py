@@ -181,24 +181,27 @@ class Streams:
                 return False
             self.stderr.write("Error: invalid input\n")
 
-    def progress(self, what: str, total: int | None = None) -> Progress:
+    def progress(self, what: str, total: int | None = None, *, delay: float = 0.0) -> Progress:
         """A one-line running count on stderr (with `total`: out of it, and the time left),
-        only when stderr is a terminal."""
-        return Progress(self, what, total)
+        only when stderr is a terminal; `delay`: not before that many seconds (a quick run
+        shows none)."""
+        return Progress(self, what, total, delay)
 
 
 class Progress:
     """`what: 1,234 opportunities` (or `what: 1,234 of 5,000 (24%), about 0:42 left`),
     redrawn at most five times a second; never in cron."""
 
-    def __init__(self, streams: Streams, what: str, total: int | None = None) -> None:
+    def __init__(self, streams: Streams, what: str, total: int | None = None,
+                 delay: float = 0.0) -> None:
         self.streams = streams
         self.what = what
         self.total = total
         self.count = 0
         self.on = streams.stderr_tty
         self.started = time.monotonic()
-        self._next = 0.0
+        self._next = self.started + delay if delay else 0.0
+        self._drawn = False
 
     def wrap(self, items: Iterator[T]) -> Iterator[T]:
         for item in items:
@@ -209,6 +212,7 @@ class Progress:
         self.count += 1
         if self.on and time.monotonic() >= self._next:
             self._next = time.monotonic() + 0.2
+            self._drawn = True
             self.streams.stderr.write(f"\r{self.line()}\033[K")
             self.streams.stderr.flush()
 
@@ -223,7 +227,7 @@ class Progress:
         return text
 
     def done(self) -> None:
-        if self.on:
+        if self.on and self._drawn:
             self.streams.stderr.write("\r\033[K")
             self.streams.stderr.flush()
 

@@ -77,6 +77,7 @@ class SearchReport:
         self.problems: list[str] = []
         self.repeats = 0
         self.earliest_repeat: int | None = None
+        self.total: int | None = None  # how many match, as the service said at the start
 
     def repeated(self, record: Mapping[str, Any]) -> None:
         self.repeats += 1
@@ -94,6 +95,9 @@ class Backend(Protocol):
     #: The order a whole-table stream comes fastest in: (field, descending). Export and sync
     #: stream in it, so an interrupted run can resume from a high-water mark.
     stream_order: tuple[str, bool]
+    #: The order a search for every match, in no particular order (a report's), is cheapest
+    #: in: the local store's file order; on Copper one request per page of 200.
+    tally_order: tuple[str, bool]
     #: The record as it was before the latest update(): what the audit log records as "before".
     last_before: Record | None
     #: Whether each read is a request to a service (Copper): a bulk change then trusts the

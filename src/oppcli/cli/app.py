@@ -46,6 +46,12 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
      "log), newest first."),
     ("lookups", "Read", "read:lookups", "Show the lookup tables that names resolve against "
      "(stages, users, sources, ...)."),
+    ("report", "Read", "report:report", "Sum up the matching deals by stage, owner, month, "
+     "...: count, value, weighted, win rate."),
+    ("forecast", "Read", "report:forecast", "Forecast open deals by expected close month, "
+     "weighted and unweighted."),
+    ("stale", "Read", "report:stale", "List open deals with no activity for N days, the most "
+     "valuable and longest idle first."),
     ("create", "Write", "write:create", "Create an opportunity; prints the stored record."),
     ("update", "Write", "write:update", "Change only the given fields of one opportunity, or "
      "of many at once."),

@@ -179,6 +179,20 @@ def custom_fields(ctx: typer.Context, incomplete: str) -> list[str]:
     return []
 
 
+def dimensions(ctx: typer.Context, incomplete: str) -> list[str]:
+    """report --by: the dimensions, and cf:NAME for each Dropdown and MultiSelect field."""
+    from oppcli.domain.report import DIMENSIONS
+
+    found = [d for d in DIMENSIONS if d != "cf:NAME"]
+    try:
+        lk = _lookups(ctx)
+        found += ["cf:" + d["name"] for d in (lk.opportunity_fields() if lk is not None else [])
+                  if d.get("data_type") in ("Dropdown", "MultiSelect")]
+    except Exception:
+        pass
+    return _matching(found, incomplete)
+
+
 def ids(ctx: typer.Context, incomplete: str) -> list[str]:
     """Opportunity ids of the local store that start with what was typed, at most ID_LIMIT.
 

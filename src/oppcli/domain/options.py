@@ -100,6 +100,9 @@ FILTERS: tuple[Opt, ...] = (
         panel="Filters"),
 )
 
+# forecast and stale look at open deals only: search's filters less the status.
+OPEN_FILTERS: tuple[Opt, ...] = tuple(o for o in FILTERS if o.name != "status")
+
 # ---- the field flags of create and update ------------------------------------------------------
 # A field that holds an id has a flag taking the id (--assignee-id) and one taking a name
 # (--assignee): ALIASES maps the name flag to its field and the lookup table names resolve in.

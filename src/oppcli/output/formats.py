@@ -18,7 +18,7 @@ stdout carries data only.
 from __future__ import annotations
 
 import csv
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
@@ -171,13 +171,53 @@ def write_delimited(records: Iterable[Record], out: IO[str], names: Sequence[str
     return count
 
 
+def write_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], fmt: str,
+               out: IO[bytes], *, raw: bool = False) -> int:
+    """Rows that are not records (a report's groups) in a machine format, keyed by `columns`
+    in that order: json and jsonl as for records; csv/tsv with a header row, null as an
+    empty cell, text neutralised in CSV unless `raw` (the rules above)."""
+    picked = ({c: row.get(c) for c in columns} for row in rows)
+    if fmt in ("json", "jsonl"):
+        return (write_json if fmt == "json" else write_jsonl)(picked, out, None)
+    import io
+
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    danger = frozenset() if raw or fmt == "tsv" else DANGER_FIRST
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return neutralise(value) if value[:1] in danger else value
+        return value
+    count = 0
+    try:
+        if fmt == "tsv":
+            text.write("\t".join(_tsv_escape(c) for c in columns) + "\n")
+            for row in picked:
+                text.write("\t".join(_tsv_escape(cell(row[c])) for c in columns) + "\n")
+                count += 1
+            return count
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(columns)
+        for row in picked:
+            writer.writerow([cell(row[c]) for c in columns])
+            count += 1
+        return count
+    finally:
+        text.flush()
+        text.detach()
+
+
 # ---- the entry points commands use --------------------------------------------------------
 def emit_many(records: Iterator[Record], fmt: str, ctx: Context, streams: Streams, *,
-              names: Sequence[str] | None = None, raw: bool = False, more: bool = False) -> int:
-    """Write a list of records to the streams' stdout in the format; returns how many."""
+              names: Sequence[str] | None = None, raw: bool = False, more: bool = False,
+              extra: Sequence[tuple[str, Any]] = ()) -> int:
+    """Write a list of records to the streams' stdout in the format; returns how many.
+    `extra`: computed columns a table adds (tables.write_table)."""
     if fmt == "table":
         return write_table(records, streams.stdout, names, ctx, more=more,
-                           style=streams.console_style())
+                           style=streams.console_style(), extra=extra)
     return int(_bin(streams, lambda b: write_many(records, fmt, b, ctx, names=names, raw=raw)))
 
 

@@ -10,10 +10,11 @@ importing this module stays cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from oppcli.domain import fields as F
+from oppcli.domain.report import weighted_value
 from oppcli.output.display import Context, Record
 from oppcli.output.text import visible
 
@@ -166,14 +167,18 @@ def _print_table(out: IO[str], cols: list[_Col], *, droppable: Sequence[str] = (
 
 
 def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | None,
-                ctx: Context, *, more: bool = False, style: Mapping[str, Any] | None = None) -> int:
+                ctx: Context, *, more: bool = False, style: Mapping[str, Any] | None = None,
+                extra: Sequence[tuple[str, Callable[[Record], str]]] = ()) -> int:
+    """Records as a table, a row each, and a footer of totals. `extra`: (heading, cell)
+    for computed columns after the fields (stale's idle days), numbers shown whole."""
     names_ = list(names) if names else list(F.TABLE_DEFAULT)
     rows: list[list[str]] = []
     count = 0
     total = 0.0
     weighted = 0.0
     for rec in records:
-        rows.append([visible(ctx.display(n, rec.get(n))) for n in names_])
+        rows.append([visible(ctx.display(n, rec.get(n))) for n in names_]
+                    + [visible(make(rec)) for _, make in extra])
         count += 1
         weighted += weighted_value(rec)
         value = rec.get("monetary_value")
@@ -188,6 +193,8 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
         fld = F.BY_NAME[n]
         cols.append(_Col(fld.column or n, [r[i] for r in rows], whole=fld.kind in WHOLE_KINDS,
                          right=fld.kind in numeric))
+    for j, (heading, _) in enumerate(extra, start=len(names_)):
+        cols.append(_Col(heading, [r[j] for r in rows], whole=True, right=True))
     # Columns nobody asked for (the default ones, no --fields) go before anything is cut.
     droppable, last = ([], []) if names else (
         [F.BY_NAME[n].column or n for n in DROP_ORDER],
@@ -202,21 +209,6 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
                       style="dim")
     _console(out, style=style).print(footer)
     return count
-
-
-def weighted_value(rec: Record) -> float:
-    """Expected value: Won deals count in full, Lost and Abandoned not at all, Open ones at
-    their win probability."""
-    value = rec.get("monetary_value")
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return 0.0
-    status = rec.get("status")
-    if status == "Won":
-        return float(value)
-    if status in ("Lost", "Abandoned"):
-        return 0.0
-    prob = rec.get("win_probability")
-    return value * prob / 100 if isinstance(prob, (int, float)) else 0.0
 
 
 # The default columns a narrow terminal drops, first to last; then names are cut short, and

@@ -422,4 +422,7 @@ class Pager:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ServiceError(f"search page {page}: Copper's answer is not a list of "
                                "opportunities")
-        return rows, _int_header(answer.headers.get("X-PW-TOTAL"))
+        total = _int_header(answer.headers.get("X-PW-TOTAL"))
+        if self.report.total is None:  # the search's first page: how many match in all
+            self.report.total = total
+        return rows, total
