@@ -273,6 +273,8 @@ class Report:
     dimensions: list[Dimension]
     rows: list[Row]
     total: dict[str, Any]  # every deal once
+    won: int = 0  # of every deal (the total's win rate: won / closed)
+    closed: int = 0
 
     def records(self) -> list[dict[str, Any]]:
         """One dict per row for the machine formats: each dimension's name (and id), then
@@ -371,7 +373,7 @@ class Tally:
                 continue
             for y in _ordered(second, inner):
                 rows.append(Row((gx, (y, second.name_of(y))), inner[y].metrics()))
-        return Report(self.dims, rows, self.total.metrics())
+        return Report(self.dims, rows, self.total.metrics(), self.total.won, self.total.closed)
 
 
 def _ordered(dim: Dimension, groups: dict[Any, Totals]) -> list[Any]:

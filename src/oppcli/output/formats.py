@@ -212,12 +212,13 @@ def write_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], fmt: s
 # ---- the entry points commands use --------------------------------------------------------
 def emit_many(records: Iterator[Record], fmt: str, ctx: Context, streams: Streams, *,
               names: Sequence[str] | None = None, raw: bool = False, more: bool = False,
-              extra: Sequence[tuple[str, Any]] = ()) -> int:
+              extra: Sequence[tuple[str, Any]] = (), omit: Sequence[str] = ()) -> int:
     """Write a list of records to the streams' stdout in the format; returns how many.
-    `extra`: computed columns a table adds (tables.write_table)."""
+    `extra`, `omit`: computed columns a table adds, default ones it leaves out
+    (tables.write_table)."""
     if fmt == "table":
         return write_table(records, streams.stdout, names, ctx, more=more,
-                           style=streams.console_style(), extra=extra)
+                           style=streams.console_style(), extra=extra, omit=omit)
     return int(_bin(streams, lambda b: write_many(records, fmt, b, ctx, names=names, raw=raw)))
 
 

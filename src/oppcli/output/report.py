@@ -58,41 +58,70 @@ def bar(value: float, weighted: float, most: float, width: int) -> tuple[str, st
     return SOLID * solid, LIGHT * (total - solid)
 
 
+TEXT_LEAST = 12  # a group's name is cut (with an ellipsis) to no less than this for the bar
+
+
 def _draw(out: IO[str], heads: Sequence[str], rows: Sequence[Sequence[str]],
           bars: Sequence[tuple[float, float]], styles: Sequence[str | None],
           total: Sequence[str] | None, summary: str, style: Mapping[str, Any] | None,
-          right: Sequence[bool]) -> None:
+          right: Sequence[bool], droppable: Sequence[str] = ()) -> None:
+    """The table: numbers (right) whole, names (left) cut only to make room for the bar; when
+    even that leaves no room, the `droppable` columns (headings) go first, then the bar."""
     from rich import box
     from rich.cells import cell_len
     from rich.table import Table
     from rich.text import Text
 
     console = _console(out, style=style)
-    widths = [max([cell_len(h), *(cell_len(r[i]) for r in [*rows, *([total] if total else [])])])
-              for i, h in enumerate(heads)]
-    room = console.width - sum(widths) - 3 * len(heads) - 2
+    keep = list(range(len(heads)))
+    lines = [*rows, *([total] if total is not None else [])]
+
+    def natural(i: int) -> int:
+        return max([cell_len(heads[i]), *(cell_len(r[i]) for r in lines)])
+
+    def fit(cut: bool) -> tuple[dict[int, int], int]:
+        """Widths, and the room left for the bar (`cut`: names cut down to make some)."""
+        widths = {i: natural(i) for i in keep}
+        room = console.width - sum(widths.values()) - 3 * len(keep)
+        for i in keep:
+            if room >= BAR_LEAST or not cut:
+                break
+            if not right[i] and widths[i] > TEXT_LEAST:
+                give = min(widths[i] - TEXT_LEAST, BAR_LEAST - room)
+                widths[i] -= give
+                room += give
+        return widths, room
+
+    widths, room = fit(cut=False)
+    for head in droppable:  # first the columns that may go, then the names are cut
+        if room >= BAR_LEAST or not bars:
+            break
+        if head in heads:
+            keep.remove(heads.index(head))
+            widths, room = fit(cut=False)
+    if room < BAR_LEAST:
+        widths, room = fit(cut=True)
     width = min(BAR_MOST, room)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for i, h in enumerate(heads):
-        table.add_column(Text(h), justify="right" if right[i] else "left",
-                         no_wrap=True, overflow="ellipsis", min_width=min(widths[i], 12)
-                         if not right[i] else widths[i])
-    drawn = width >= BAR_LEAST and bars
+    drawn = width >= BAR_LEAST and bool(bars)
+    if not drawn:  # no bar: names cut to fit if they can, numbers never; else lines run long
+        widths, room = fit(cut=True)
+        console = _console(out, console.width - min(0, room - 1), style=style)
+    table = Table(box=box.SIMPLE, pad_edge=False, show_edge=False, show_footer=total is not None)
+    for i in keep:
+        table.add_column(Text(heads[i]), Text(total[i], style="bold") if total is not None else "",
+                         justify="right" if right[i] else "left", no_wrap=True,
+                         overflow="ellipsis", width=widths[i])
+    most = max((v for v, _ in bars), default=0.0)
     if drawn:
         table.add_column(Text(""), no_wrap=True, width=width)
-        most = max((v for v, _ in bars), default=0.0)
-    for i, row in enumerate(rows):
-        cells = [Text(c, style=styles[i] or "") for c in row]
+    for n, row in enumerate(rows):
+        cells = [Text(row[i], style=styles[n] or "") for i in keep]
         if drawn:
-            solid, light = bar(*bars[i], most, width)
+            solid, light = bar(*bars[n], most, width)
             cells.append(Text.assemble((solid, "cyan"), (light, "bright_black")))
         table.add_row(*cells)
-    if total is not None:
-        table.add_section()
-        cells = [Text(c, style="bold") for c in total]
-        table.add_row(*cells, *([Text("")] if drawn else []))
     console.print(table)
-    console.print(Text(summary))
+    console.print(Text(summary), soft_wrap=True)  # one line, the terminal folds it
 
 
 def write_report_table(report: Report, out: IO[str], names: Sequence[str] | None, *,
@@ -122,13 +151,16 @@ def write_report_table(report: Report, out: IO[str], names: Sequence[str] | None
         _console(out, style=style).print("No opportunities match.", style="dim")
         return
     deals = t["count"]
+    closed = (f"win rate {percent(t['win_rate'])} ({report.won:,} won of {report.closed:,} "
+              "closed)" if report.closed else "none closed")
     summary = (f"{deals:,} deal{'' if deals == 1 else 's'}, value {money(t['value'])}, weighted "
-               f"{money(t['weighted'])}, win rate {percent(t['win_rate'])}")
+               f"{money(t['weighted'])}, {closed}")
     many = [d.name for d in report.dimensions if d.many]
     if many:
-        summary += f" (a deal is in each of its {' and '.join(many)} groups; the total once)"
+        summary += f"; a deal is in each of its {' and '.join(many)} groups, the total once"
     _draw(out, heads, rows, bars, styles, total, summary, style,
-          [c in HEADINGS or c.endswith("_id") for c in columns])
+          [c in HEADINGS or c.endswith("_id") for c in columns],
+          droppable=() if names else ("Average", "Win rate"))
 
 
 def write_forecast_table(fc: Forecast, out: IO[str], names: Sequence[str] | None, *,
@@ -151,10 +183,11 @@ def write_forecast_table(fc: Forecast, out: IO[str], names: Sequence[str] | None
     ahead = sum(window[m]["count"] for m in fc.months)
     ahead_value = sum(window[m]["value"] for m in fc.months)
     ahead_weighted = sum(window[m]["weighted"] for m in fc.months)
-    summary = (f"{ahead:,} open deal{'' if ahead == 1 else 's'} closing {fc.months[0]} to "
-               f"{fc.months[-1]}: value {money(ahead_value)}, weighted {money(ahead_weighted)}; "
-               f"{window[OVERDUE]['count']:,} overdue, {window[NONE]['count']:,} without a close "
-               f"date; {fc.later['count']:,} closing later (value {money(fc.later['value'])}) "
-               "not shown")
+    n = len(fc.months)
+    summary = (f"{'this month' if n == 1 else f'next {n} months'}: {ahead:,} "
+               f"deal{'' if ahead == 1 else 's'}, value {money(ahead_value)}, weighted "
+               f"{money(ahead_weighted)}; {window[OVERDUE]['count']:,} overdue, "
+               f"{window[NONE]['count']:,} undated; {fc.later['count']:,} close later "
+               f"(value {money(fc.later['value'])}), not shown")
     _draw(out, heads, rows, bars, styles, total, summary, style,
           [c in HEADINGS and c != "month" or c.endswith("_id") for c in columns])

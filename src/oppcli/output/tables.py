@@ -168,10 +168,12 @@ def _print_table(out: IO[str], cols: list[_Col], *, droppable: Sequence[str] = (
 
 def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | None,
                 ctx: Context, *, more: bool = False, style: Mapping[str, Any] | None = None,
-                extra: Sequence[tuple[str, Callable[[Record], str]]] = ()) -> int:
+                extra: Sequence[tuple[str, Callable[[Record], str]]] = (),
+                omit: Sequence[str] = ()) -> int:
     """Records as a table, a row each, and a footer of totals. `extra`: (heading, cell)
-    for computed columns after the fields (stale's idle days), numbers shown whole."""
-    names_ = list(names) if names else list(F.TABLE_DEFAULT)
+    for computed columns after the fields (stale's idle days), numbers shown whole; `omit`:
+    default columns that say nothing here (stale's status, always Open)."""
+    names_ = list(names) if names else [n for n in F.TABLE_DEFAULT if n not in omit]
     rows: list[list[str]] = []
     count = 0
     total = 0.0
@@ -197,7 +199,7 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
         cols.append(_Col(heading, [r[j] for r in rows], whole=True, right=True))
     # Columns nobody asked for (the default ones, no --fields) go before anything is cut.
     droppable, last = ([], []) if names else (
-        [F.BY_NAME[n].column or n for n in DROP_ORDER],
+        [F.BY_NAME[n].column or n for n in DROP_ORDER if n not in omit],
         [F.BY_NAME[n].column or n for n in LAST_DROPPED])
     _print_table(out, cols, droppable=droppable, last=last, style=style)
     from rich.text import Text

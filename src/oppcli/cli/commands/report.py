@@ -145,4 +145,4 @@ def stale(
             return "" if got is None else f"{got:,}"
         extra = (("Idle days", idle),)
     emit_many(iter(result.deals), fmt, run.output_context(), run.streams, names=names, raw=raw,
-              more=capped and result.more, extra=extra)
+              more=capped and result.more, extra=extra, omit=("status",))
