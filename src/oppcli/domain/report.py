@@ -245,6 +245,14 @@ class Totals:
         elif status == "Lost" or status == "Abandoned":
             self.closed += 1
 
+    def merge(self, acc: Sequence[Any]) -> None:
+        """Add an accumulator of Tally.add_all: [count, value, weighted, won, closed]."""
+        self.count += acc[0]
+        self.value += acc[1]
+        self.weighted += acc[2]
+        self.won += acc[3]
+        self.closed += acc[4]
+
     def metrics(self) -> dict[str, Any]:
         """count, value, weighted, average (cents) and win_rate (4 places; None: none closed)."""
         value = _cents(self.value)
@@ -317,39 +325,69 @@ class Tally:
         self.count = 0
 
     def add_all(self, records: Iterable[Record]) -> None:
+        """Fold the records in. The loop keeps one accumulator per distinct (key, key) the
+        records have, as found (a deal's tags are one key: the tuple of them), so each deal is
+        added once; the groups, the outer groups and the total are sums of those afterwards.
+        An accumulator: [count, value, weighted, won, closed]."""
         first = self.dims[0]
         second = self.dims[1] if len(self.dims) == 2 else None
-        k1, many1 = first.keys, first.many
-        k2, many2 = (second.keys, second.many) if second else (None, False)
-        outer, groups, total = self.outer, self.groups, self.total
-        named1, named2 = first.labels, second.labels if second else {}
+        k1 = first.keys
+        k2 = second.keys if second is not None else None
+        fine: dict[Any, list[Any]] = {}
         for rec in records:
             value = rec.get("monetary_value")
             if type(value) is not int and type(value) is not float:
                 value = 0
             status = rec.get("status")
-            weighted = weighted_value(rec) if value else 0.0
-            total.add(value, weighted, status)
-            a = k1(rec)
-            firsts = a if many1 else (a,)
-            for x in firsts:
-                if x not in named1 and x is not None:
-                    first.name_of(x, rec)
-                t = outer.get(x)
+            won = closed = 0
+            if status == "Won":
+                weighted: float = value
+                won = closed = 1
+            elif status == "Lost" or status == "Abandoned":
+                weighted = 0.0
+                closed = 1
+            else:
+                p = rec.get("win_probability")
+                weighted = value * p / 100 if value and (type(p) is int or type(p) is float) \
+                    else 0.0
+            key = k1(rec) if k2 is None else (k1(rec), k2(rec))
+            acc = fine.get(key)
+            if acc is None:
+                acc = fine[key] = [0, 0, 0.0, 0, 0]
+                self._name(key, rec)
+            acc[0] += 1
+            acc[1] += value
+            acc[2] += weighted
+            acc[3] += won
+            acc[4] += closed
+        many1 = first.many
+        many2 = second.many if second is not None else False
+        for key, acc in fine.items():
+            self.total.merge(acc)
+            a: Any = key if k2 is None else key[0]
+            b: Any = None if k2 is None else key[1]
+            for x in (a if many1 else (a,)):
+                t = self.outer.get(x)
                 if t is None:
-                    t = outer[x] = Totals()
-                t.add(value, weighted, status)
+                    t = self.outer[x] = Totals()
+                t.merge(acc)
                 if k2 is None:
                     continue
-                b = k2(rec)
                 for y in (b if many2 else (b,)):
-                    if y not in named2 and y is not None:
-                        second.name_of(y, rec)  # type: ignore[union-attr]
-                    g = groups.get((x, y))
+                    g = self.groups.get((x, y))
                     if g is None:
-                        g = groups[(x, y)] = Totals()
-                    g.add(value, weighted, status)
-        self.count = total.count
+                        g = self.groups[(x, y)] = Totals()
+                    g.merge(acc)
+        self.count = self.total.count
+
+    def _name(self, key: Any, rec: Record) -> None:
+        """Note the display names of a new key's groups, from the record that has it (a
+        company's name is the record's company_name)."""
+        parts = (key,) if len(self.dims) == 1 else key
+        for dim, part in zip(self.dims, parts, strict=True):
+            for k in (part if dim.many else (part,)):
+                if k is not None and k not in dim.labels:
+                    dim.name_of(k, rec)
 
     def report(self, zero_stages: Iterable[int] = ()) -> Report:
         """The rows: outer groups in the first dimension's order, inner ones in the second's
