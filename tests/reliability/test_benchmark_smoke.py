@@ -77,6 +77,22 @@ def test_bench_bulk_smoke() -> None:
     assert "CORRECTNESS FAILURE" not in out, out
 
 
+@needs_jq
+def test_bench_report_smoke() -> None:
+    out = smoke("bench_report.py")
+    assert "oppcli report benchmark: 2,000 records" in out and "memory at 5,000" in out, out
+    assert "2,000  report --by stage --by assignee: time oppcli/jq" in out, out
+    for size in ("2,000", "5,000"):
+        for label in ("report --by stage --by assignee", "report --by tag"):
+            assert f"{size}  {label}: peak memory of oppcli" in out, (size, label, out)
+    assert re.search(r"baseline: jq (reduce inputs|-s group_by) \(\d+ ms\), the faster", out), out
+    assert ("45 (stage, assignee) groups: count, value, weighted, average and win rate the same "
+            "from oppcli, jq (reduce inputs, -s group_by) and the referee") in out, out
+    assert "judged here at 2,000, as an indication only" in out, out
+    assert "median wall time, ms" in out and "peak memory, MB" in out, out
+    assert "CORRECTNESS FAILURE" not in out, out
+
+
 def test_bench_startup_smoke() -> None:
     out = smoke("bench_startup.py")
     for label in ("oppcli --version / import typer", "oppcli --help / import typer",

@@ -231,13 +231,14 @@ def metrics: (map(v) | add // 0) as $value
 
 def jq_groups(store: Path, keys: str) -> dict[Any, dict[str, Any]]:
     """jq -s over the store's data file: `keys` gives each deal's group keys (a stream: a deal
-    under each); {key: metrics}."""
+    under each); {key: metrics}, a list key as a tuple."""
     program = JQ_METRICS + (f"[.[] | . as $r | ({keys}) | {{k: ., r: $r}}] | group_by(.k) "
                             "| map({k: .[0].k, m: (map(.r) | metrics)})")
     proc = subprocess.run(["jq", "-s", "-c", program, str(store / DATA)], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    return {g["k"]: g["m"] for g in orjson.loads(proc.stdout)}
+    return {tuple(g["k"]) if isinstance(g["k"], list) else g["k"]: g["m"]
+            for g in orjson.loads(proc.stdout)}
 
 
 # ---- output -------------------------------------------------------------------------------------

@@ -524,8 +524,7 @@ def idle_days(rec: Record, now: float) -> int | None:
 
 
 def stale_order(rec: Record, now: float) -> tuple[Any, ...]:
-    """Sort key: value descending (none last), then idle days descending (no activity first),
-    then id."""
+    """Sort key: value descending (none last), then idle days descending, then id."""
     v = rec.get("monetary_value")
     value = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
     idle = idle_days(rec, now)

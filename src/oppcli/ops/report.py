@@ -30,12 +30,15 @@ def _records(session: Session, query: Query, what: str) -> Iterator[Record]:
     backend = session.backend
     query.sort_by, query.descending = backend.tally_order
     progress = session.streams.progress(what, delay=0.5)
+    # The service's count of matches is the total only when it applies every criterion;
+    # else it counts deals that a check after fetching leaves out.
+    counted = backend.remote and not query.split_for_copper()[1].has_filters()
     told = False
     try:
         for rec in backend.search(query):
             if not told:
                 told = True
-                progress.total = backend.search_report().total if backend.remote else None
+                progress.total = backend.search_report().total if counted else None
             progress.step()
             yield rec
     finally:
@@ -109,7 +112,7 @@ def stale(session: Session, days: int, filters: dict[str, Any], *, limit: int | 
     keep = limit
     query.limit = None
     hits = (r for r in _records(session, query, "reading")
-            if (R.last_activity(r) or 0) <= cutoff)
+            if (at_ := R.last_activity(r)) is not None and at_ <= cutoff)
     result = Stale(days, at)
     if keep is None:
         result.deals = sorted(hits, key=lambda r: R.stale_order(r, at))

@@ -39,6 +39,17 @@ def _columns(text: str | None, valid: list[str]) -> list[str] | None:
     return names
 
 
+# forecast and stale look at open deals only: a --status there is refused in words, not as an
+# unknown option.
+NoStatusOpt = Annotated[Optional[list[str]], typer.Option("--status", hidden=True)]
+
+
+def _no_status(status: list[str] | None, what: str) -> None:
+    if status:
+        raise UsageError(f"{what} takes no --status: it looks at open deals only",
+                         "leave --status out; `oppcli report --by status` shows every status")
+
+
 def _emit_rows(run: Run, rows: list[dict[str, object]], columns: list[str], fmt: str,
                raw: bool) -> None:
     from oppcli.output.formats import _bin, write_rows
@@ -86,6 +97,7 @@ def forecast(
         "--months", min=1, max=120, help="Months to show, starting with the current one.",
         metavar="N")] = 6,
     output: OutputOpt = None, fields_: ColumnsOpt = None, raw: RawOpt = False,
+    status: NoStatusOpt = None,
 ) -> None:
     """Forecast open deals by expected close month, weighted and unweighted.
 
@@ -96,6 +108,7 @@ def forecast(
 
     Example: oppcli forecast --months 3 --assignee "Ada Park"
     """
+    _no_status(status, "forecast")
     run = run_of(ctx)
     fmt = run.output_format(output)
     result = run.session.forecast(months=months, **given(ctx, "filters"))
@@ -121,6 +134,7 @@ def stale(
         "--all", help=f"Every match, also in a terminal table (which otherwise shows "
         f"{TABLE_CAP}).")] = False,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
+    status: NoStatusOpt = None,
 ) -> None:
     """List open deals with no activity for N days, the most valuable and longest idle first.
 
@@ -133,6 +147,7 @@ def stale(
     from oppcli.domain.report import idle_days
     from oppcli.output import emit_many
 
+    _no_status(status, "stale")
     run = run_of(ctx)
     fmt, names = run.output_format(output), field_list(fields_)
     capped = fmt == "table" and limit is None and not all_
