@@ -254,7 +254,7 @@ def is_open(r: dict[str, Any]) -> bool:
 
 def check_pages(world: World, args: list[str], criteria: dict[str, Any], absent: tuple[str, ...],
                 count: int) -> list[Any]:
-    """Run `args` on Copper: one search paged at 200, newest first, `criteria` in every page's
+    """Run `args` on Copper: one search paged at 200, oldest change first, `criteria` in every page's
     body, none of `absent`; as many requests as pages over `count` matches; no GET of a deal."""
     before = len(world.server.requests)
     oppcli(args, world.copper)
@@ -268,13 +268,13 @@ def check_pages(world: World, args: list[str], criteria: dict[str, Any], absent:
     for r in searches:
         body = r.body
         assert body["page_size"] == 200 and body["page_number"] == 1, body
-        assert (body["sort_by"], body["sort_direction"]) == ("date_modified", "desc"), body
+        assert (body["sort_by"], body["sort_direction"]) == ("date_modified", "asc"), body
         assert {k: body.get(k) for k in criteria} == criteria, body
         assert not set(absent) & set(body), body
-        stamps.append(body.get("maximum_modified_date"))
-    # keyset paging: each page goes on from the oldest modification time the one before ended on
+        stamps.append(body.get("minimum_modified_date"))
+    # keyset paging: each page goes on from the newest modification time the one before ended on
     assert all(s is not None for s in stamps[1:])
-    assert stamps[1:] == sorted(stamps[1:], reverse=True)
+    assert stamps[1:] == sorted(stamps[1:])
     return searches
 
 
@@ -282,7 +282,7 @@ def test_a_report_over_every_deal_reads_three_full_pages_and_one_more(world):
     searches = check_pages(world, ["report", "--by", "stage", "-o", "json"], {}, ("status_ids",),
                            COUNT)
     assert len(searches) == 4
-    assert "maximum_modified_date" not in searches[0].body
+    assert "minimum_modified_date" not in searches[0].body
 
 
 def test_a_reports_filters_are_sent_in_the_search_body(world):

@@ -95,9 +95,6 @@ class Backend(Protocol):
     #: The order a whole-table stream comes fastest in: (field, descending). Export and sync
     #: stream in it, so an interrupted run can resume from a high-water mark.
     stream_order: tuple[str, bool]
-    #: The order a search for every match, in no particular order (a report's), is cheapest
-    #: in: the local store's file order; on Copper one request per page of 200.
-    tally_order: tuple[str, bool]
     #: The record as it was before the latest update(): what the audit log records as "before".
     last_before: Record | None
     #: Whether each read is a request to a service (Copper): a bulk change then trusts the

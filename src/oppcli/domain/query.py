@@ -100,6 +100,10 @@ class Query:
     sort_by: str = "date_modified"
     descending: bool = True
     limit: int | None = None
+    # Whether a backend may fetch pages ahead of the reader (Copper: several requests in
+    # flight, at the cost of a request or two to check the pages agree); False: one request
+    # per page, in order (a report's one search).
+    ahead: bool = True
 
     # ---- evaluation (local store) --------------------------------------------------------
     def has_filters(self) -> bool:

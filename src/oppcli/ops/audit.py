@@ -146,10 +146,6 @@ class Audited(Backend):
         return self.inner.stream_order
 
     @property
-    def tally_order(self) -> tuple[str, bool]:  # type: ignore[override]
-        return self.inner.tally_order
-
-    @property
     def last_before(self) -> Record | None:  # type: ignore[override]
         return self.inner.last_before
 

@@ -1,9 +1,10 @@
 """report, forecast and stale: one search through the backend (the same filters as `search`,
 sent to Copper as its criteria), its records folded as they stream (domain/report.py).
 
-Each reads in the backend's tally_order: the local store's file order (constant memory), and
-on Copper newest first, one request per page of 200. A person at a terminal sees a running
-count on stderr while the pages come (Streams.progress).
+Each reads in the backend's stream order, as export does: the local store's file order
+(constant memory); on Copper oldest change first, by keyset, one request per page of 200 (a
+deal edited during the fetch moves to the end and is still counted, once). A person at a
+terminal sees a running count on stderr while the pages come (Streams.progress).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ Record = dict[str, Any]
 def _records(session: Session, query: Query, what: str) -> Iterator[Record]:
     """Every match, in the backend's cheapest order, counted on a terminal's stderr."""
     backend = session.backend
-    query.sort_by, query.descending = backend.tally_order
+    query.sort_by, query.descending = backend.stream_order
+    query.ahead = False  # requests = pages
     progress = session.streams.progress(what, delay=0.5)
     # The service's count of matches is the total only when it applies every criterion;
     # else it counts deals that a check after fetching leaves out.

@@ -47,9 +47,6 @@ class CopperBackend:
     name = "copper"
     # The order export streams in: Copper pages a date_modified-sorted search on the server.
     stream_order = ("date_modified", False)
-    # The order a report reads every match in: newest first, each page one request (the
-    # ascending stream pages ahead and checks itself with a request or two more).
-    tally_order = ("date_modified", True)
     last_before: Record | None = None  # the record as it was before the last update
     remote = True  # a read is a request: bulk changes trust the records they are given
 

@@ -196,7 +196,7 @@ class Pager:
                 yield from (normalise(r) for r in rows)
             return
         cursor = _Cursor()
-        if want is None and not query.descending and self.concurrency > 1:
+        if want is None and query.ahead and not query.descending and self.concurrency > 1:
             yield from self._concurrent(query, page_size, cursor)
             if cursor.done:
                 return

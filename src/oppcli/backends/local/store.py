@@ -90,7 +90,6 @@ class LocalStore(Rewriting):
     name = "local"
     # The order export streams in: the file's own, so memory stays constant at any size.
     stream_order = ("id", False)
-    tally_order = ("id", False)  # (reports: the same, streamed in constant memory)
     remote = False  # a read costs a look in a file: bulk changes read the store's own records
     last_before: Record | None = None  # the record as it was before the last update
 
