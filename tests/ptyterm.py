@@ -25,13 +25,27 @@ def on_a_terminal(argv: list[str], columns: int = 80) -> tuple[int, str]:
     """Run the installed oppcli with stdout and stderr on a pty `columns` wide; all it wrote."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env["TERM"] = "xterm-256color"
     proc = subprocess.Popen([oppcli_exe(), *argv], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env=env)
+                            stderr=slave, env=terminal_env())
     os.close(slave)
+    code, out = run_to_the_end(master, proc)
+    return code, out.decode("utf-8", errors="replace")
+
+
+def terminal_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment as a terminal's: a known TERM, no COLUMNS or LINES to override the
+    pty's size."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(extra or {})
+    env["TERM"] = "xterm-256color"
+    return env
+
+
+def run_to_the_end(master: int, proc: subprocess.Popen[bytes], seconds: float = 60) -> tuple[int, bytes]:
+    """Everything the process writes to its pty (`master`) until it ends, and its exit code;
+    closes `master`, and kills the process if it outlives `seconds`."""
     out = b""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.5)
@@ -52,7 +66,7 @@ def on_a_terminal(argv: list[str], columns: int = 80) -> tuple[int, str]:
             proc.kill()
             proc.wait()
         os.close(master)
-    return code, out.decode("utf-8", errors="replace")
+    return code, out
 
 
 def read_until(fd: int, needle: bytes, deadline: float) -> bytes:

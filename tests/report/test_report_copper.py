@@ -17,7 +17,6 @@ import datetime as dt
 import math
 import os
 import re
-import select
 import subprocess
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from conftest import API_KEY, USER_EMAIL, build_store, copper_env, derived_recor
 from fakecopper import FakeCopper
 from oppcli.domain.sample import SAMPLE_LOOKUPS
 from oppcli.domain.values import format_close_date
+from ptyterm import run_to_the_end, terminal_env
 
 DAY = 86400
 COUNT = 600  # three full pages of 200
@@ -396,34 +396,11 @@ def stderr_on_a_terminal(args: list[str], env: dict[str, str], stdout: Path) -> 
     """oppcli with stderr on a pty (its terminal) and stdout into a file; what the terminal
     showed."""
     master, slave = os.openpty()
-    full = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    full.update(env, TERM="xterm-256color")
     with stdout.open("wb") as out:
         proc = subprocess.Popen([oppcli_exe(), *args], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=slave, env=full)
+                                stderr=slave, env=terminal_env(env))
     os.close(slave)
-    shown = b""
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+    code, shown = run_to_the_end(master, proc)
     return code, shown.decode(errors="replace")
 
 

@@ -19,6 +19,7 @@ from oppcli.cli.commands.common import (
 )
 from oppcli.cli.typer_glue import given, takes
 from oppcli.domain import options as O
+from oppcli.domain.report import Forecast, Report
 from oppcli.errors import UsageError
 
 ColumnsOpt = Annotated[Optional[str], typer.Option(
@@ -50,10 +51,21 @@ def _no_status(status: list[str] | None, what: str) -> None:
                          "leave --status out; `oppcli report --by status` shows every status")
 
 
-def _emit_rows(run: Run, rows: list[dict[str, object]], columns: list[str], fmt: str,
-               raw: bool) -> None:
+def _emit(run: Run, result: Report | Forecast, fmt: str, fields_: str | None, raw: bool) -> None:
+    """A report or forecast: the table (output/report.py) or one row per group."""
+    names = _columns(fields_, result.columns())
+    if fmt == "table":
+        from oppcli.output.report import write_forecast_table, write_report_table
+
+        style = run.streams.console_style()
+        if isinstance(result, Report):
+            write_report_table(result, run.streams.stdout, names, style=style)
+        else:
+            write_forecast_table(result, run.streams.stdout, names, style=style)
+        return
     from oppcli.output.formats import _bin, write_rows
 
+    rows, columns = result.records(), names or result.columns()
     _bin(run.streams, lambda out: write_rows(rows, columns, fmt, out, raw=raw))
 
 
@@ -80,14 +92,7 @@ def report(
     """
     run = run_of(ctx)
     fmt = run.output_format(output)
-    result = run.session.report(by, **given(ctx, "filters"))
-    names = _columns(fields_, result.columns())
-    if fmt == "table":
-        from oppcli.output.report import write_report_table
-
-        write_report_table(result, run.streams.stdout, names, style=run.streams.console_style())
-        return
-    _emit_rows(run, result.records(), names or result.columns(), fmt, raw)
+    _emit(run, run.session.report(by, **given(ctx, "filters")), fmt, fields_, raw)
 
 
 @takes(O.OPEN_FILTERS, "filters", complete=C.for_opt)
@@ -111,15 +116,7 @@ def forecast(
     _no_status(status, "forecast")
     run = run_of(ctx)
     fmt = run.output_format(output)
-    result = run.session.forecast(months=months, **given(ctx, "filters"))
-    names = _columns(fields_, result.columns())
-    if fmt == "table":
-        from oppcli.output.report import write_forecast_table
-
-        write_forecast_table(result, run.streams.stdout, names,
-                             style=run.streams.console_style())
-        return
-    _emit_rows(run, result.records(), names or result.columns(), fmt, raw)
+    _emit(run, run.session.forecast(months=months, **given(ctx, "filters")), fmt, fields_, raw)
 
 
 @takes(O.OPEN_FILTERS, "filters", complete=C.for_opt)
