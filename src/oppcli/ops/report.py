@@ -27,7 +27,7 @@ Record = dict[str, Any]
 
 
 def _records(session: Session, query: Query, what: str) -> Iterator[Record]:
-    """Every match, in the backend's cheapest order, counted on a terminal's stderr."""
+    """Every match, in the backend's stream order, counted on a terminal's stderr."""
     backend = session.backend
     query.sort_by, query.descending = backend.stream_order
     query.ahead = False  # requests = pages

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from oppcli.domain import fields as F
-from oppcli.domain.report import weighted_value
 from oppcli.output.display import Context, Record
 from oppcli.output.text import visible
 
@@ -173,6 +172,8 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
     """Records as a table, a row each, and a footer of totals. `extra`: (heading, cell)
     for computed columns after the fields (stale's idle days), numbers shown whole; `omit`:
     default columns that say nothing here (stale's status, always Open)."""
+    from oppcli.domain.report import weighted_value  # (its dataclasses cost start-up)
+
     names_ = list(names) if names else [n for n in F.TABLE_DEFAULT if n not in omit]
     rows: list[list[str]] = []
     count = 0
