@@ -38,6 +38,13 @@ def test_completion_offers_values_from_the_local_store(run, sample):
     assert complete_bash("oppcli list --fields id,monetary") == ["id,monetary_value"]
 
 
+def test_report_by_completes_the_dimensions_and_the_custom_fields_it_can_group_by(run, sample):
+    assert complete_bash("oppcli report --by close-") == ["close-month", "close-quarter"]
+    # Dropdown and MultiSelect fields only: not Contract Months (Float) or Champion Notes (Text)
+    assert complete_bash("oppcli report --by cf:") == ["cf:Region", "cf:Competitors"]
+    assert complete_bash("oppcli forecast --stage Sales/N") == ["Sales/Negotiation"]
+
+
 def test_completion_without_a_store_offers_nothing_and_does_not_fail(tmp_path):
     assert complete_bash("oppcli show ", {"OPPCLI_STORE": str(tmp_path / "none")}) == []
 

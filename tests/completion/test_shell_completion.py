@@ -62,7 +62,7 @@ SHELLS = [pytest.param("bash", marks=needs_bash), pytest.param("zsh", marks=need
           pytest.param("fish", marks=needs_fish)]
 
 COMMANDS = {"init", "list", "search", "show", "create", "update", "delete", "lookups", "config",
-            "auth", "export", "import", "sync", "history", "undo"}
+            "auth", "export", "import", "sync", "history", "undo", "report", "forecast", "stale"}
 USERS = ["Ada Park", "Ben Okafor", "Carla Reyes", "Dev Raman"]
 EMAILS = ["ada.park@example.com", "ben.okafor@example.com", "carla.reyes@example.com",
           "dev.raman@example.com"]
