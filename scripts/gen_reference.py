@@ -28,11 +28,14 @@ a test fails when this page and the CLI drift apart). The [README](../README.md)
 common tasks; [commands.md](commands.md) explains output formats, filters and each command in
 depth.
 """
-COMMANDS = [(), ("init",), ("list",), ("search",), ("show",), ("report",), ("forecast",),
-            ("stale",), ("create",), ("update",),
-            ("delete",), ("lookups",), ("config",), ("config", "show"), ("config", "get"),
-            ("config", "set"), ("config", "unset"), ("config", "path"), ("auth",), ("auth", "check"),
-            ("export",), ("import",), ("sync",), ("sync", "pull"), ("history",), ("undo",)]
+COMMANDS = [
+    (), ('init',), ('list',), ('search',), ('show',), ('report',), ('forecast',), ('stale',),
+    ('saved',), ('saved', 'list'), ('saved', 'show'), ('saved', 'delete'), ('create',),
+    ('update',), ('edit',), ('delete',), ('lookups',), ('config',), ('config', 'show'),
+    ('config', 'get'), ('config', 'set'), ('config', 'unset'), ('config', 'path'), ('auth',),
+    ('auth', 'login'), ('auth', 'logout'), ('auth', 'status'), ('auth', 'check'), ('export',),
+    ('import',), ('sync',), ('sync', 'pull'), ('history',), ('undo',), ('api',)
+]
 
 
 def oppcli() -> str:

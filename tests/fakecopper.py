@@ -418,6 +418,9 @@ def real_records(count: int = 24, date_order: str = "MDY") -> list[dict[str, Any
 class FakeCopper:
     """A Copper-speaking HTTP server in a thread; see the module docstring."""
 
+    # GET /account: the account the key belongs to (Copper's answer has its id and name).
+    account: Mapping[str, Any] = {"id": 500123, "name": "Sample Account"}
+
     def __init__(self, lookups: Mapping[str, Any] | None = None,
                  records: Iterable[Mapping[str, Any]] | None = None, *,
                  api_key: str = "k-test-123", user_email: str = "ada.park@example.com",
@@ -673,6 +676,8 @@ class FakeCopper:
                 return self._ok(self._table(simple[path]))
             if path == "/users/me":
                 return self._ok(self._me())
+            if path == "/account":
+                return self._ok(dict(self.account))
             if path == "/pipelines":
                 return self._ok(self._table("pipelines"))
             if path == "/pipeline_stages":

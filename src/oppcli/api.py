@@ -29,12 +29,15 @@ from oppcli.errors import ConflictError, NotFoundError, UsageError
 from oppcli.io import Streams
 
 if TYPE_CHECKING:
+    from oppcli.backends.copper.http import Heard, HttpClient
     from oppcli.config import Settings
     from oppcli.domain.lookups import Lookups
     from oppcli.domain.query import Query
     from oppcli.domain.report import Forecast, Report
+    from oppcli.ops.api_call import ApiResponse
     from oppcli.ops.audit import Audited, AuditLog
     from oppcli.ops.bulk import BulkResult, Plan, Selection
+    from oppcli.ops.edit import EditResult, Launch
     from oppcli.ops.report import Stale
     from oppcli.ops.sync import PullResult
     from oppcli.ops.undo import UndoResult
@@ -63,6 +66,7 @@ class Session:
         self.streams = streams if streams is not None else Streams.system()
         self._settings: Settings | None = None
         self._backend: Audited | None = None
+        self._api_client: HttpClient | None = None  # api(): Copper's, made on first use
 
     def __enter__(self) -> Session:
         return self
@@ -121,12 +125,19 @@ class Session:
 
     # ---- reading ------------------------------------------------------------------------------
     def query(self, *, sort: str | None = None, asc: bool | None = None,
-              limit: int | None = None, **filters: Any) -> Query:
-        """The Query for search's filters (names resolved, dates parsed, all validated)."""
+              limit: int | None = None, saved: str | None = None, **filters: Any) -> Query:
+        """The Query for search's filters (names resolved, dates parsed, all validated);
+        `saved`: a saved search's filters and sort under them (a filter given replaces the
+        saved one of its kind, the others are ANDed)."""
         from oppcli.domain.criteria import build_query, sort_options
         from oppcli.domain.query import Query
 
         given = O.gather(O.FILTERS, filters, "search")
+        if saved is not None:
+            entry = self.saved_search(saved)
+            given = self._with_saved(saved, entry, given)
+            sort = sort if sort is not None else entry.get("sort")
+            asc = asc if asc is not None else entry.get("asc")
         query = build_query(_search_options(given), self.backend.lookups(), self.date_order) \
             if given else Query()
         query.sort_by, query.descending = sort_options(sort, asc)
@@ -137,10 +148,69 @@ class Session:
         return query
 
     def search(self, *, sort: str | None = None, asc: bool | None = None,
-               limit: int | None = None, **filters: Any) -> Iterator[Record]:
+               limit: int | None = None, saved: str | None = None,
+               **filters: Any) -> Iterator[Record]:
         """The deals matching every filter, streamed (an iterator), newest change first unless
-        `sort` (a field) and `asc` say otherwise."""
-        return self.backend.search(self.query(sort=sort, asc=asc, limit=limit, **filters))
+        `sort` (a field) and `asc` say otherwise; `saved`: a saved search's filters too."""
+        return self.backend.search(self.query(sort=sort, asc=asc, limit=limit, saved=saved,
+                                              **filters))
+
+    # ---- saved searches (ops/saved.py) --------------------------------------------------------
+    def saved_searches(self) -> dict[str, dict[str, Any]]:
+        """The profile's saved searches by name: {filter: value, ..., "sort", "asc"}."""
+        from oppcli.ops import saved
+
+        return saved.all_saved(self.settings.profile)
+
+    def saved_search(self, name: str) -> dict[str, Any]:
+        """One saved search; NotFoundError (naming the others) when there is none."""
+        from oppcli.ops import saved
+
+        return saved.get(self.settings.profile, name)
+
+    def save_search(self, name: str, /, *, sort: str | None = None, asc: bool | None = None,
+                    saved: str | None = None, **filters: Any) -> dict[str, Any]:
+        """Keep these filters (and sort) in the profile as `name` (replacing one saved under
+        it), after checking they resolve; `saved`: start from another saved search. Returns
+        what was saved."""
+        from oppcli.domain.criteria import sort_options
+        from oppcli.ops import saved as S
+
+        name = S.check_name(name)
+        given = O.gather(O.FILTERS, filters, "search")
+        if saved is not None:
+            entry = self.saved_search(saved)
+            given = self._with_saved(saved, entry, given)
+            sort = sort if sort is not None else entry.get("sort")
+            asc = asc if asc is not None else entry.get("asc")
+        if not given:
+            raise UsageError(f"nothing to save as {name!r}: no filters given",
+                             "e.g. oppcli search --status open --assignee Ada --save NAME")
+        sort_options(sort, asc)  # a bad sort is refused before anything is kept
+        self.query(**given)  # names resolve, values parse: else nothing is kept
+        S.save(self.settings.profile, name, given, sort, asc)
+        return self.saved_search(name)
+
+    def delete_saved(self, name: str) -> None:
+        from oppcli.ops import saved
+
+        saved.delete(self.settings.profile, name)
+
+    def _with_saved(self, name: str, entry: Mapping[str, Any],
+                    given: dict[str, Any]) -> dict[str, Any]:
+        """The saved filters under those given; a saved one that no longer resolves (a stage
+        or owner gone) is an error naming the saved search."""
+        from oppcli.domain.criteria import build_query
+        from oppcli.errors import OppcliError
+        from oppcli.ops import saved
+
+        try:
+            stored = O.gather(O.FILTERS, saved.filters_of(entry), f"saved search {name!r}")
+            build_query(_search_options(stored), self.backend.lookups(), self.date_order)
+        except OppcliError as exc:
+            raise type(exc)(f"saved search {name!r}: {exc.message}",
+                            exc.hint or f"`oppcli saved show {name}` shows it") from None
+        return saved.merge(stored, given)
 
     def find_id(self, opportunity: int | str) -> int:
         """An id, or the id of the one opportunity with this exact name."""
@@ -201,6 +271,17 @@ class Session:
             raise UsageError("nothing to change", "give at least one field option, e.g. --status "
                              "Won; see `oppcli update --help`")
         return backend.update(opp_id, planned)
+
+    def edit(self, opportunity: int | str, *, launch: Launch | None = None) -> EditResult:
+        """Open one deal (id or exact name) in the user's editor ($VISUAL, else $EDITOR, else
+        vi) as a TOML document with names for ids, and write the fields a person changed as
+        one update (audited: undo takes it back). Nothing changed: nothing written. An invalid
+        document opens again with the problems at the top when the Streams can prompt, else
+        is a UsageError; ConflictError when the deal changed meanwhile. `launch(path)`, which
+        returns the editor's exit status, replaces the editor (ops/edit.py)."""
+        from oppcli.ops.edit import edit
+
+        return edit(self, opportunity, launch=launch)
 
     def changes(self, given: Mapping[str, Any], *, base: Mapping[str, Any] | None = None,
                 context_pipeline: int | None = None) -> dict[str, Any]:
@@ -363,20 +444,23 @@ class Session:
     def export(self, output_file: str | Path | None = None, *, format: str = "jsonl",
                fields: list[str] | None = None, raw: bool = False, since: str | None = None,
                state_file: str | Path | None = None, overlap: int = 60,
-               fail_empty: bool = False, **filters: Any) -> int:
+               fail_empty: bool = False, excel: bool = False, **filters: Any) -> int:
         """Write the matching deals to `output_file` atomically (None: the session's stdout),
-        in jsonl, json, csv or tsv; incremental with `state_file`. Returns the count."""
+        in jsonl, json, csv or tsv; incremental with `state_file`. Returns the count. `excel`:
+        a CSV that starts with a UTF-8 byte order mark."""
         from oppcli.ops.export import EXPORT_FORMATS, Export
 
         fmt = format.strip().lower()
         if fmt not in EXPORT_FORMATS:
             raise UsageError(f"unknown export format {format!r}",
                              "valid: " + ", ".join(EXPORT_FORMATS))
+        if excel and fmt != "csv":
+            raise UsageError(f"excel applies to CSV, not {fmt}", "give -o csv (or leave -o out)")
         return Export(self, fmt=fmt, names=fields, raw=raw, since=since,
                       state_file=Path(state_file) if state_file is not None else None,
                       overlap=overlap,
                       output_file=Path(output_file) if output_file is not None else None,
-                      fail_empty=fail_empty).run(**filters)
+                      fail_empty=fail_empty, excel=excel).run(**filters)
 
     def import_file(self, file: str | Path, *, data: bytes | None = None,
                     format: str | None = None, match: str = "id", on_conflict: str = "update",
@@ -411,6 +495,37 @@ class Session:
                                              notice=self.streams.notice)
         with terminate_cleanly():
             return pull(copper, settings.store_path, date_order=settings.date_order, full=full)
+
+    # ---- raw Copper requests (ops/api_call.py) ------------------------------------------------
+    def api(self, method: str, path: str, data: Any = None, *,
+            heard: Heard | None = None) -> ApiResponse:
+        """One raw Copper request (`oppcli api`): s.api("GET", "/account").json(). `path` is
+        relative to copper.url; `data` a value to send as JSON, or JSON text (str or bytes,
+        sent as it is). Retried when safe (GET, POST .../search); anything else is sent once
+        and, outside oppcli's model, not audited. UsageError on the local backend; an error
+        status raises the OppcliError the CLI maps to its exit code. `heard(status_line,
+        headers)` sees each answer as it arrives."""
+        from oppcli.ops import api_call
+
+        return api_call.request(self._copper_client(), method, path, data, heard=heard)
+
+    def api_pages(self, path: str, data: Any = None, *,
+                  heard: Heard | None = None) -> Iterator[list[Any]]:
+        """Every page of a Copper search endpoint (POST `path`, e.g. "/people/search"), each a
+        list: page_number 1, 2, ... of page_size 200 (unless `data` sets them) until a short
+        page. Streamed: a page is fetched when the one before has been used."""
+        from oppcli.ops import api_call
+
+        return api_call.pages(self._copper_client(), path, data, heard=heard,
+                              notice=self.streams.notice)
+
+    def _copper_client(self) -> HttpClient:
+        if self._api_client is None:
+            from oppcli.ops.api_call import client_for
+
+            self._api_client = client_for(self.settings, debug=self.debug,
+                                          notice=self.streams.notice)
+        return self._api_client
 
 
 def _search_options(given: dict[str, Any]) -> Any:

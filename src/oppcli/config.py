@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,6 +256,8 @@ class Settings:
     values: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
+    keyring_checked: bool = False  # resolve_api_key has run (or the key must not be looked up)
+    keyring_error: str | None = None  # why the keyring could not be read, when it could not
 
     @property
     def backend(self) -> str:
@@ -290,6 +292,29 @@ class Settings:
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
 
+    def resolve_api_key(self, warn: Callable[[str], None] | None = None) -> None:
+        """Take copper.api_key from the system keyring unless a flag or the environment gives
+        it: environment > keyring > config file. Done once, and only by what needs the key
+        (importing keyring costs ~0.1 s). A keyring that fails is passed over: `warn` is
+        told when the config file's key is used instead; keyring_error keeps why."""
+        if self.keyring_checked:
+            return
+        self.keyring_checked = True
+        if self.source("copper.api_key").startswith(("environment", "flag")):
+            return
+        from oppcli import credentials
+
+        try:
+            key = credentials.get(self.profile)
+        except credentials.KeyringFailed as exc:
+            self.keyring_error = str(exc)
+            if self.values.get("copper.api_key") and warn is not None:
+                warn(f"{exc}; using the key in {self.config_file}")
+            return
+        if key:
+            self.values["copper.api_key"] = key
+            self.sources["copper.api_key"] = credentials.describe(self.profile)
+
 
 def selected_profile(profile: str | None = None,
                      env: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -303,15 +328,17 @@ def selected_profile(profile: str | None = None,
 
 
 def load_settings(*, profile: str | None = None, flags: Mapping[str, Any] | None = None,
-                  env: Mapping[str, str] | None = None) -> Settings:
-    """Resolve every key with its source: flag > environment > profile > default."""
+                  env: Mapping[str, str] | None = None, missing_ok: bool = False) -> Settings:
+    """Resolve every key with its source: flag > environment > profile > default (the API
+    key: see Settings.resolve_api_key). `missing_ok`: a profile named but not in the file yet
+    (one a command is about to create) has the defaults instead of being an error."""
     env = os.environ if env is None else env
     flags = flags or {}
     chosen, profile_source = selected_profile(profile, env)
     path = config_path()
     doc = read_config(path)
     profiles = doc.get("profiles", {})
-    if chosen not in profiles and profile_source != "default":
+    if chosen not in profiles and profile_source != "default" and not missing_ok:
         known = ", ".join(profiles) or "none yet"
         raise ConfigError(f"no profile {chosen!r} in {path} (from {profile_source})",
                           f"profiles: {known}; create one with "

@@ -181,6 +181,24 @@ class Streams:
                 return False
             self.stderr.write("Error: invalid input\n")
 
+    def ask(self, question: str, *, secret: bool = False) -> str:
+        """Ask for a line of text on stderr and read it from stdin, stripped (`secret`: not
+        echoed, as getpass does, on the real terminal). Only when can_prompt; raises EOFError
+        at end of input and KeyboardInterrupt on Ctrl-C (the entry point maps them)."""
+        if secret and self._env is None and self.stdin is sys.stdin:
+            import getpass
+            from typing import TextIO, cast
+
+            return getpass.getpass(f"{question}: ", stream=cast(TextIO, self.stderr)).strip()
+        self.stderr.write(f"{question}: ")
+        self.stderr.flush()
+        assert self.stdin is not None
+        line = self.stdin.readline()
+        if not line:
+            self.stderr.write("\n")
+            raise EOFError
+        return line.strip()
+
     def progress(self, what: str, total: int | None = None, *, delay: float = 0.0) -> Progress:
         """A one-line running count on stderr (with `total`: out of it, and the time left),
         only when stderr is a terminal; `delay`: not before that many seconds (a quick run

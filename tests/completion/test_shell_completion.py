@@ -62,7 +62,8 @@ SHELLS = [pytest.param("bash", marks=needs_bash), pytest.param("zsh", marks=need
           pytest.param("fish", marks=needs_fish)]
 
 COMMANDS = {"init", "list", "search", "show", "create", "update", "delete", "lookups", "config",
-            "auth", "export", "import", "sync", "history", "undo", "report", "forecast", "stale"}
+            "auth", "export", "import", "sync", "history", "undo", "report", "forecast", "stale",
+            "saved", "edit", "api"}
 USERS = ["Ada Park", "Ben Okafor", "Carla Reyes", "Dev Raman"]
 EMAILS = ["ada.park@example.com", "ben.okafor@example.com", "carla.reyes@example.com",
           "dev.raman@example.com"]
@@ -317,6 +318,9 @@ CASES = [
     ("oppcli search --custom-field Reg", ["Region="]),
     ("oppcli search --custom-field Region=", REGIONS),
     ("oppcli search --custom-field Region=E", ["Region=EMEA"]),
+    ("oppcli report --by close-", ["close-month", "close-quarter"]),
+    ("oppcli auth lo", ["login", "logout"]),
+    ("oppcli api P", ["POST", "PUT", "PATCH"]),
 ]
 
 

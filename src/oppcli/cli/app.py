@@ -36,12 +36,15 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
      "Create the local store (at --store, OPPCLI_STORE, the profile's store or the default)."),
     ("config", "Setup", "setup:config_app",
      "Show and change settings (a TOML file; see `oppcli config path`)."),
-    ("auth", "Setup", "setup:auth_app", "Check the Copper credentials."),
+    ("auth", "Setup", "auth:auth_app", "Log in to Copper (the API key in the system keyring), "
+     "and check the credentials."),
     ("list", "Read", "read:list_", "List opportunities, most recently modified first."),
     ("search", "Read", "read:search", "Find opportunities matching every filter given "
      "(filters are ANDed)."),
     ("show", "Read", "read:show", "Show one opportunity: every field; custom fields by name "
      "in a table."),
+    ("saved", "Read", "saved:saved_app", "Saved searches (made with `oppcli search ... --save "
+     "NAME`): list them, show one, forget one."),
     ("history", "Read", "history:history", "Show the changes made through oppcli (the audit "
      "log), newest first."),
     ("lookups", "Read", "read:lookups", "Show the lookup tables that names resolve against "
@@ -55,6 +58,8 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("create", "Write", "write:create", "Create an opportunity; prints the stored record."),
     ("update", "Write", "write:update", "Change only the given fields of one opportunity, or "
      "of many at once."),
+    ("edit", "Write", "edit:edit", "Edit one opportunity in your editor ($VISUAL, $EDITOR or "
+     "vi); writes only what you change."),
     ("delete", "Write", "write:delete", "Delete opportunities permanently (all or nothing: an "
      "unknown id deletes none)."),
     ("undo", "Write", "history:undo", "Take back a change: restore an updated or deleted "
@@ -65,6 +70,8 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
      "row, reporting each row."),
     ("sync", "Bulk", "transfer:sync_app",
      "Keep a local store as an offline mirror of a Copper account."),
+    ("api", "Other", "api:api",
+     "Send a raw request to the Copper API, for what oppcli has no command for."),
 )
 
 

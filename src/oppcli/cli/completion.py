@@ -179,6 +179,17 @@ def custom_fields(ctx: typer.Context, incomplete: str) -> list[str]:
     return []
 
 
+def saved_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The selected profile's saved searches (read from the config file; no backend)."""
+    try:
+        from oppcli.ops.saved import all_saved
+
+        names = list(all_saved(_settings(ctx).profile))
+    except Exception:
+        return []
+    return _matching(names, incomplete)
+
+
 def dimensions(ctx: typer.Context, incomplete: str) -> list[str]:
     """report --by: the dimensions, and cf:NAME for each Dropdown and MultiSelect field."""
     from oppcli.domain.report import DIMENSIONS

@@ -136,8 +136,9 @@ class ExportState:
 class Export:
     def __init__(self, session: Session, *, fmt: str, names: list[str] | None, raw: bool,
                  since: str | None, state_file: Path | None, overlap: int,
-                 output_file: Path | None, fail_empty: bool) -> None:
+                 output_file: Path | None, fail_empty: bool, excel: bool = False) -> None:
         self.session = session
+        self.excel = excel
         self.fmt = fmt
         self.names = names
         self.raw = raw
@@ -202,7 +203,7 @@ class Export:
                     try:
                         self.session.streams.stdout.flush()
                         count = write_many(progress.wrap(records()), fmt, out, ctx,
-                                           names=self.names, raw=self.raw)
+                                           names=self.names, raw=self.raw, bom=self.excel)
                         out.flush()
                     except BrokenPipeError:
                         raise E.OutputClosed(
@@ -212,7 +213,7 @@ class Export:
                 else:
                     with atomic_output(output_file) as f:  # raising inside keeps the old file
                         count = write_many(progress.wrap(records()), fmt, f, ctx,
-                                           names=self.names, raw=self.raw)
+                                           names=self.names, raw=self.raw, bom=self.excel)
                         if count == 0 and self.fail_empty:
                             raise empty
             finally:

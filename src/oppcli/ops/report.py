@@ -73,7 +73,7 @@ def today_in(session: Session) -> dt.date:
 def forecast(session: Session, months: int, filters: dict[str, Any],
              today: dt.date | None = None) -> R.Forecast:
     """Open deals matching `filters` by expected close month, from this month on."""
-    _no_status(filters, "forecast")
+    _no_status(session, filters, "forecast")
     if isinstance(months, bool) or not isinstance(months, int) or months < 1 or months > 120:
         raise UsageError(f"months must be a whole number from 1 to 120, not {months!r}",
                          "e.g. --months 6")
@@ -101,7 +101,7 @@ def stale(session: Session, days: int, filters: dict[str, Any], *, limit: int | 
           now: float | None = None) -> Stale:
     """Open deals matching `filters` with no activity (R.ACTIVITY) for `days` days. `limit`:
     the first that many (memory bounded by it)."""
-    _no_status(filters, "stale")
+    _no_status(session, filters, "stale")
     if isinstance(days, bool) or not isinstance(days, int) or days < 0:
         raise UsageError(f"days must be a whole number at least 0, not {days!r}", "e.g. --days 30")
     at = time.time() if now is None else now
@@ -133,7 +133,14 @@ def stale(session: Session, days: int, filters: dict[str, Any], *, limit: int | 
     return result
 
 
-def _no_status(filters: dict[str, Any], what: str) -> None:
+def _no_status(session: Session, filters: dict[str, Any], what: str) -> None:
     if any(filters.get(k) for k in ("status", "statuses")):
         raise UsageError(f"{what} takes no status filter: it looks at open deals only",
                          "leave out --status; `oppcli report --by status` shows every status")
+    name = filters.get("saved")
+    if name is not None:
+        statuses = session.saved_search(name).get("status") or []
+        if any(str(s).strip().casefold() != "open" for s in statuses):
+            raise UsageError(f"saved search {name!r} asks for status {', '.join(statuses)}, and "
+                             f"{what} looks at open deals only",
+                             "use a saved search without a status, or `oppcli report --saved`")

@@ -27,6 +27,10 @@ class Context:
         self.lookups = lookups or Lookups()
         self.date_order = date_order
 
+    def today(self) -> dt.date:
+        """Today in the account's (the store's) zone: what a close date is overdue against."""
+        return dt.datetime.now(self.lookups.tz).date()
+
     # ---- human-readable cells ------------------------------------------------------------
     def display(self, name: str, value: Any, *, with_id: bool = False) -> str:
         if value is None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 CF_PREFIX = "cf:"
+BOM = "\ufeff".encode()  # --excel: the UTF-8 byte order mark Excel reads a CSV's encoding from
 
 
 def project(record: Record, names: Sequence[str] | None) -> Record:
@@ -172,15 +173,18 @@ def write_delimited(records: Iterable[Record], out: IO[str], names: Sequence[str
 
 
 def write_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], fmt: str,
-               out: IO[bytes], *, raw: bool = False) -> int:
+               out: IO[bytes], *, raw: bool = False, bom: bool = False) -> int:
     """Rows that are not records (a report's groups) in a machine format, keyed by `columns`
     in that order: json and jsonl as for records; csv/tsv with a header row, null as an
-    empty cell, text neutralised in CSV unless `raw` (the rules above)."""
+    empty cell, text neutralised in CSV unless `raw` (the rules above); `bom`: a CSV for
+    Excel starts with the byte order mark."""
     picked = ({c: row.get(c) for c in columns} for row in rows)
     if fmt in ("json", "jsonl"):
         return (write_json if fmt == "json" else write_jsonl)(picked, out, None)
     import io
 
+    if bom and fmt == "csv":
+        out.write(BOM)
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     danger = frozenset() if raw or fmt == "tsv" else DANGER_FIRST
 
@@ -212,26 +216,31 @@ def write_rows(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], fmt: s
 # ---- the entry points commands use --------------------------------------------------------
 def emit_many(records: Iterator[Record], fmt: str, ctx: Context, streams: Streams, *,
               names: Sequence[str] | None = None, raw: bool = False, more: bool = False,
-              extra: Sequence[tuple[str, Any]] = (), omit: Sequence[str] = ()) -> int:
+              extra: Sequence[tuple[str, Any]] = (), omit: Sequence[str] = (),
+              bom: bool = False) -> int:
     """Write a list of records to the streams' stdout in the format; returns how many.
     `extra`, `omit`: computed columns a table adds, default ones it leaves out
     (tables.write_table)."""
     if fmt == "table":
         return write_table(records, streams.stdout, names, ctx, more=more,
                            style=streams.console_style(), extra=extra, omit=omit)
-    return int(_bin(streams, lambda b: write_many(records, fmt, b, ctx, names=names, raw=raw)))
+    return int(_bin(streams, lambda b: write_many(records, fmt, b, ctx, names=names, raw=raw,
+                                                  bom=bom)))
 
 
 def write_many(records: Iterator[Record], fmt: str, out: IO[bytes], ctx: Context, *,
-               names: Sequence[str] | None = None, raw: bool = False) -> int:
+               names: Sequence[str] | None = None, raw: bool = False, bom: bool = False) -> int:
     """Write records to a binary file in a machine format (json, jsonl, csv, tsv), streaming:
-    constant memory whatever the count. Returns how many."""
+    constant memory whatever the count. Returns how many. `bom`: a CSV for Excel starts
+    with the byte order mark."""
     if fmt == "json":
         return write_json(records, out, names)
     if fmt == "jsonl":
         return write_jsonl(records, out, names)
     import io
 
+    if bom and fmt == "csv":
+        out.write(BOM)
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     try:
         return write_delimited(records, text, names, ctx, tsv=fmt == "tsv", raw=raw)

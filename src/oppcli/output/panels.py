@@ -66,6 +66,14 @@ def write_lookup_tables(lookups: Lookups, tables: Sequence[str], out: IO[str], *
                      style=style)
 
 
+def write_pairs_table(pairs: Sequence[tuple[str, str]], heads: tuple[str, str], title: str,
+                      out: IO[str], *, style: Mapping[str, Any] | None = None) -> None:
+    """Two columns, names and what they stand for (`saved list`), shown literally."""
+    cols = [_Col(heads[0], [visible(a) for a, _ in pairs], whole=True),
+            _Col(heads[1], [visible(b) for _, b in pairs])]
+    _print_table(out, cols, wrap=True, boxed=True, title=visible(title), style=style)
+
+
 def write_settings_table(rows: Sequence[Mapping[str, Any]], title: str, out: IO[str], *,
                          style: Mapping[str, Any] | None = None) -> None:
     """`config show`: key, value and where it came from, shown literally."""

@@ -57,10 +57,12 @@ class _Col:
     of whole values, its natural width)."""
 
     def __init__(self, header: str, cells: list[str], *, whole: bool = False,
-                 atoms: Iterable[str] = (), right: bool = False) -> None:
+                 atoms: Iterable[str] = (), right: bool = False,
+                 styles: list[str] | None = None) -> None:
         from rich.cells import cell_len
 
         self.header, self.cells, self.right = header, cells, right
+        self.styles = styles  # a Rich style per cell ("" for none), or None
         self.natural = max([cell_len(header), *map(cell_len, cells)])
         if whole:
             self.comfort = self.hard = self.natural
@@ -161,8 +163,31 @@ def _print_table(out: IO[str], cols: list[_Col], *, droppable: Sequence[str] = (
                          style="bold" if first_bold and i == 0 else None)
     index = [cols.index(c) for c in keep]
     for r in range(len(cols[0].cells) if cols else 0):
-        table.add_row(*(Text(cols[i].cells[r]) for i in index))
+        table.add_row(*(Text(cols[i].cells[r], style=_style(cols[i], r)) for i in index))
     _console(out, needed if needed > width else None, style=style).print(table)
+
+
+def _style(col: _Col, row: int) -> str:
+    return col.styles[row] if col.styles is not None else ""
+
+
+# Colour in tables, where it says something (never with NO_COLOR or --color never: the
+# console then has no colour system): a status, and the close date of an open deal past it.
+STATUS_STYLES = {"Won": "green", "Lost": "red", "Abandoned": "dim"}
+OVERDUE_STYLE = "bold red"
+
+
+def cell_style(name: str, rec: Record, today: Any, date_order: str) -> str:
+    """The style of a record's cell in a table: statuses (Won green, Lost red, Abandoned
+    dim, Open plain), and an open deal's close date when it is before `today`."""
+    if name == "status":
+        return STATUS_STYLES.get(rec.get("status"), "")  # type: ignore[arg-type]
+    if name == "close_date" and rec.get("status") == "Open":
+        from oppcli.domain.values import stored_close_date
+
+        day = stored_close_date(rec.get("close_date"), date_order)
+        return OVERDUE_STYLE if day is not None and day < today else ""
+    return ""
 
 
 def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | None,
@@ -176,12 +201,17 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
 
     names_ = list(names) if names else [n for n in F.TABLE_DEFAULT if n not in omit]
     rows: list[list[str]] = []
+    styled = {i: n for i, n in enumerate(names_) if n in ("status", "close_date")}
+    styles: dict[int, list[str]] = {i: [] for i in styled}
+    today = ctx.today()
     count = 0
     total = 0.0
     weighted = 0.0
     for rec in records:
         rows.append([visible(ctx.display(n, rec.get(n))) for n in names_]
                     + [visible(make(rec)) for _, make in extra])
+        for i, n in styled.items():
+            styles[i].append(cell_style(n, rec, today, ctx.date_order))
         count += 1
         weighted += weighted_value(rec)
         value = rec.get("monetary_value")
@@ -195,7 +225,7 @@ def write_table(records: Iterable[Record], out: IO[str], names: Sequence[str] | 
     for i, n in enumerate(names_):
         fld = F.BY_NAME[n]
         cols.append(_Col(fld.column or n, [r[i] for r in rows], whole=fld.kind in WHOLE_KINDS,
-                         right=fld.kind in numeric))
+                         right=fld.kind in numeric, styles=styles.get(i)))
     for j, (heading, _) in enumerate(extra, start=len(names_)):
         cols.append(_Col(heading, [r[j] for r in rows], whole=True, right=True))
     # Columns nobody asked for (the default ones, no --fields) go before anything is cut.
@@ -230,11 +260,14 @@ def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None
     """One record as a two-column table: every field, custom fields by definition name."""
     labels: list[str] = []
     values: list[str] = []
+    styles: list[str] = []
     whole: list[str] = []  # values of whole kinds: the value column is never narrower
+    today = ctx.today()
 
     def add(label: str, value: str, is_whole: bool = False) -> None:
         labels.append(visible(label))
         values.append(visible(value))
+        styles.append(cell_style(label, record, today, ctx.date_order))
         if is_whole:
             whole.append(values[-1])
 
@@ -252,5 +285,5 @@ def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None
         for k in record:
             if k not in F.BY_NAME and k not in F.EXTRA_BY_NAME:
                 add(str(k), ctx.display(str(k), record[k]))
-    _print_table(out, [_Col("field", labels), _Col("value", values, atoms=whole)], wrap=True,
-                 show_header=False, first_bold=True, style=style)
+    _print_table(out, [_Col("field", labels), _Col("value", values, atoms=whole, styles=styles)],
+                 wrap=True, show_header=False, first_bold=True, style=style)

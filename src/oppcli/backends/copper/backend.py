@@ -77,6 +77,8 @@ class CopperBackend:
         tables again; `notice`: receives every debug line and warning (stderr when None)."""
         from oppcli.config import check_url
 
+        say = notice or _stderr
+        settings.resolve_api_key(warn=lambda message: say(f"warning: {message}"))
         values = settings.values
         url = str(values["copper.url"])
         try:
@@ -87,8 +89,10 @@ class CopperBackend:
         key = str(values.get("copper.api_key") or "").strip()
         email = str(values.get("copper.user_email") or "").strip()
         if not key:
-            raise ConfigError("no Copper API key", "set COPPER_API_KEY, or run "
-                              "`oppcli config set copper.api_key KEY` (kept 0600)")
+            why = f" ({settings.keyring_error})" if settings.keyring_error else ""
+            raise ConfigError(f"no Copper API key{why}", "run `oppcli auth login`, set "
+                              "COPPER_API_KEY, or run `oppcli config set copper.api_key KEY` "
+                              "(kept 0600)")
         if not email:
             raise ConfigError("no email for the Copper API key", "set COPPER_USER_EMAIL, or "
                               "run `oppcli config set copper.user_email you@example.com`")
@@ -97,7 +101,6 @@ class CopperBackend:
                 raise ConfigError(f"{name} (from {settings.source(name)}) holds characters an "
                                   "HTTP header cannot carry (a line end, a pasted quote?)",
                                   "set it again without them")
-        say = notice or _stderr
 
         def pacing_log(message: str) -> None:
             if debug:

@@ -43,6 +43,7 @@ class LookupCache:
                      notice: Callable[[str], None] | None = None) -> LookupCache:
         from oppcli.config import cache_dir
 
+        settings.resolve_api_key()  # the key is part of the file's identity (see __init__)
         values = settings.values
         return cls(cache_dir(), str(values["copper.url"]),
                    str(values.get("copper.user_email") or "").strip(),

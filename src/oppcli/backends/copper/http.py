@@ -26,6 +26,7 @@ from oppcli.errors import (
     NotFoundError,
     ServiceError,
     UncertainWrite,
+    UsageError,
     ValidationError,
 )
 from oppcli.io import notice
@@ -36,6 +37,9 @@ MAX_BACKOFF = 60.0
 AUTH_HINT = ("check copper.api_key and copper.user_email (`oppcli config show`, "
              "`oppcli auth check`); a wrong copper.url path can also answer 401")
 MAX_MESSAGE = 300  # characters of the server's own words shown in an error
+# Receives each answer's status line ("HTTP/1.1 200 OK") and headers, as they arrive (oppcli
+# api --include); an attempt that is then retried is heard too.
+Heard = Callable[[str, Mapping[str, str]], None]
 
 
 # Where the backend's debug lines and warnings go when no one says otherwise (Copper's text
@@ -180,16 +184,21 @@ class HttpClient:
         return text if len(text) < 200 else text[:200] + "..."
 
     def call(self, method: str, path: str, body: Any = None, *, idempotent: bool = True,
-             what: str | None = None) -> Answer:
+             what: str | None = None, raw: bool = False, heard: Heard | None = None) -> Answer:
         """One API call, retried as the rules allow; raises OppcliError when it fails.
 
         Retried: 429 always (Copper refused the request); 5xx, timeouts, dropped connections
         and unreadable bodies only when `idempotent`. A create is not: retrying one that
         reached Copper could make the deal twice, so its uncertainty is reported instead.
+
+        `body` as bytes is sent as it is. `raw` (oppcli api): a 2xx answer's body is returned
+        as its bytes, JSON or not, and a 4xx other than those below is the request's fault
+        (UsageError; 409 ConflictError) rather than Copper's. `heard`: see Heard.
         """
         url = self.base + path
         try:
-            data = orjson.dumps(body) if body is not None else None
+            data = body if isinstance(body, bytes) else orjson.dumps(body) if body is not None \
+                else None
         except orjson.JSONEncodeError as exc:  # an integer past 64 bits, say
             raise ValidationError(f"{what}: a value cannot be sent to Copper ({exc})",
                                   "ids and numbers must fit in 64 bits") from None
@@ -197,7 +206,7 @@ class HttpClient:
         attempt = 0
         while True:
             try:
-                return self._attempt(method, url, data, what)
+                return self._attempt(method, url, data, what, raw, heard)
             except _Retry as exc:
                 may_retry = idempotent or not exc.sent or exc.rate_limited
                 if not may_retry:
@@ -227,7 +236,8 @@ class HttpClient:
         base = min(MAX_BACKOFF, self.backoff * (2 ** attempt))
         return random.uniform(base / 2, base)  # jitter: parallel clients do not retry in step
 
-    def _attempt(self, method: str, url: str, data: bytes | None, what: str) -> Answer:
+    def _attempt(self, method: str, url: str, data: bytes | None, what: str, raw: bool = False,
+                 heard: Heard | None = None) -> Answer:
         wait = self.pacer.reserve()
         if wait > 0:
             if wait > 0.05:
@@ -268,6 +278,10 @@ class HttpClient:
         elapsed = time.monotonic() - started
         status = resp.status_code
         self.log(f"{method} {url} -> {status} in {elapsed:.3f} s ({len(resp.content)} bytes)")
+        if heard is not None:
+            version = getattr(resp.raw, "version", 11)
+            heard(f"HTTP/{version // 10}.{version % 10} {status} {resp.reason or ''}".rstrip(),
+                  resp.headers)
         if 300 <= status < 400:
             where = resp.headers.get("Location", "nowhere")
             raise ConfigError(f"Copper answered {status}, a redirect to {where}, which oppcli "
@@ -280,14 +294,20 @@ class HttpClient:
             raise _Retry(f"{status} {error_message(resp)}")
         if status in (401, 403):
             raise ConfigError(f"Copper refused the credentials ({status}: {error_message(resp)})",
-                              AUTH_HINT)
+                              AUTH_HINT + ("; Copper answers 401 to some unknown paths too"
+                                           if raw and status == 401 else ""))
         if status == 404:
             raise _not_found(what, error_message(resp))
-        if status == 422:
+        if status == 422 or (raw and status == 409):
             raise ConflictError(f"Copper rejected {what}: {error_message(resp)}",
                                 "fix the value and try again")
         if status >= 400:
+            if raw:
+                raise UsageError(f"{what}: Copper answered {status}: {error_message(resp)}",
+                                 "check the method, the path and the body")
             raise ServiceError(f"{what}: Copper answered {status}: {error_message(resp)}")
+        if raw:
+            return Answer(status, resp.content, resp.headers)
         try:
             body = orjson.loads(resp.content) if resp.content else None
         except orjson.JSONDecodeError:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from oppcli import errors as E
+from oppcli.cli import completion as C
 from oppcli.domain.options import Opt
 from oppcli.errors import UsageError
 
@@ -38,6 +39,12 @@ NotDoneOpt = Annotated[Optional[Path], typer.Option(
     "--not-done", help="Where the ids of deals not changed go when some fail or a stop comes "
     "(one per line, for `... - < FILE`). Default: a new oppcli-OP-not-done-TIME.txt here.",
     metavar="FILE", dir_okay=False)]
+
+
+SavedWhereOpt = Annotated[Optional[str], typer.Option(
+    "--saved", help="Select the deals of a saved search (`oppcli saved list`); --where-* "
+    "filters given too replace the saved ones of their kind, the others are ANDed.",
+    metavar="NAME", autocompletion=C.saved_names, rich_help_panel=SELECT_PANEL)]
 
 
 def is_bulk(ids: list[str], where: dict[str, Any]) -> bool:

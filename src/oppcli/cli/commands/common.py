@@ -105,8 +105,30 @@ FieldsOpt = Annotated[Optional[str], typer.Option(
 SmallOutputOpt = Annotated[Optional[str], typer.Option(
     "-o", "--output", help="table or json. Default: table on a terminal, json when piped.",
     autocompletion=C.choices(("table", "json")), metavar="FORMAT")]
+SavedOpt = Annotated[Optional[str], typer.Option(
+    "--saved", help="Start from a saved search (its filters and sort; `oppcli saved list`): "
+    "a filter given too replaces the saved one of its kind, the others are ANDed.",
+    metavar="NAME", autocompletion=C.saved_names, rich_help_panel="Filters")]
 RawOpt = Annotated[bool, typer.Option(
     "--raw", help="CSV: do not neutralise cells starting with = + - @.")]
+
+
+ExcelOpt = Annotated[bool, typer.Option(
+    "--excel", help="CSV for Excel: start with a UTF-8 byte order mark, so accents and line "
+    "breaks open correctly (rows end in CRLF already). Implies -o csv.")]
+
+
+def excel_format(run: Run, output: str | None, excel: bool,
+                 allowed: tuple[str, ...] | None = None) -> str:
+    """The output format, --excel taken into account: CSV unless -o says otherwise, which is
+    then refused (exit 2)."""
+    if not excel:
+        return run.output_format(output, allowed)
+    fmt = run.output_format(output or "csv", allowed)
+    if fmt != "csv":
+        raise ValidationError(f"--excel makes a CSV for Excel, not {fmt}",
+                              "leave -o out, or give -o csv")
+    return fmt
 
 
 def field_list(text: str | None) -> list[str] | None:

@@ -9,11 +9,14 @@ import typer
 from oppcli.cli import completion as C
 from oppcli.cli.commands.common import (
     TABLE_CAP,
+    ExcelOpt,
     FieldsOpt,
     OutputOpt,
     RawOpt,
     Run,
+    SavedOpt,
     SmallOutputOpt,
+    excel_format,
     field_list,
     run_of,
 )
@@ -43,10 +46,10 @@ AllOpt = Annotated[bool, typer.Option(
 
 
 def _run_query(run: Run, query: Query, output: str | None, fields_: str | None, raw: bool,
-               limit: int | None, all_: bool) -> None:
+               limit: int | None, all_: bool, excel: bool = False) -> None:
     from oppcli.output import emit_many
 
-    fmt, names = run.output_format(output), field_list(fields_)
+    fmt, names = excel_format(run, output, excel), field_list(fields_)
     backend = run.session.backend
     ctx = run.output_context()
     if fmt == "table" and limit is None and not all_:
@@ -60,22 +63,25 @@ def _run_query(run: Run, query: Query, output: str | None, fields_: str | None, 
         # Fast path: records go out as the backend holds them, unparsed.
         emit_many(backend.search_raw(query), fmt, ctx, run.streams)  # type: ignore[arg-type]
         return
-    emit_many(backend.search(query), fmt, ctx, run.streams, names=names, raw=raw)
+    emit_many(backend.search(query), fmt, ctx, run.streams, names=names, raw=raw, bom=excel)
 
 
 def list_(
     ctx: typer.Context,
     sort: SortOpt = None, asc: AscOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
+    excel: ExcelOpt = False, saved: SavedOpt = None,
 ) -> None:
     """List opportunities, most recently modified first.
+
+    With --saved NAME: the deals of a saved search.
 
     Example: oppcli list --sort monetary_value --desc --limit 10
     """
     run = run_of(ctx)
-    run.output_format(output), field_list(fields_)  # checked before anything is opened
-    _run_query(run, run.session.query(sort=sort, asc=asc, limit=limit), output, fields_, raw,
-               limit, all_)
+    excel_format(run, output, excel), field_list(fields_)  # checked before anything is opened
+    _run_query(run, run.session.query(sort=sort, asc=asc, limit=limit, saved=saved), output,
+               fields_, raw, limit, all_, excel)
 
 
 @takes(O.FILTERS, "filters", complete=C.for_opt)
@@ -83,16 +89,27 @@ def search(
     ctx: typer.Context,
     sort: SortOpt = None, asc: AscOpt = None, limit: LimitOpt = None, all_: AllOpt = False,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
+    excel: ExcelOpt = False, saved: SavedOpt = None,
+    save: Annotated[Optional[str], typer.Option(
+        "--save", help="Also keep these filters (and --sort/--asc) in the profile as NAME, for "
+        "--saved NAME on search, list, export, report, forecast, stale and bulk update/delete.",
+        metavar="NAME", rich_help_panel="Filters")] = None,
 ) -> None:
     """Find opportunities matching every filter given (filters are ANDed).
 
-    Names are accepted wherever Copper takes ids; DATE is YYYY-MM-DD.
+    Names are accepted wherever Copper takes ids; DATE is YYYY-MM-DD. --save NAME keeps the
+    filters for later (`oppcli saved list`); --saved NAME starts from them.
 
     Example: oppcli search --status open --stage Negotiation --min-value 50000 -o json
     """
     run = run_of(ctx)
-    query = run.session.query(sort=sort, asc=asc, limit=limit, **given(ctx, "filters"))
-    _run_query(run, query, output, fields_, raw, limit, all_)
+    filters = given(ctx, "filters")
+    if save is not None:
+        run.session.save_search(save, sort=sort, asc=asc, saved=saved, **filters)
+        run.notice(f"saved the search as {save.strip()!r}: `oppcli search --saved "
+                   f"{save.strip()}` runs it")
+    query = run.session.query(sort=sort, asc=asc, limit=limit, saved=saved, **filters)
+    _run_query(run, query, output, fields_, raw, limit, all_, excel)
 
 
 # ---- show -----------------------------------------------------------------------------------

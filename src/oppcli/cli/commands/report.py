@@ -10,10 +10,13 @@ import typer
 from oppcli.cli import completion as C
 from oppcli.cli.commands.common import (
     TABLE_CAP,
+    ExcelOpt,
     FieldsOpt,
     OutputOpt,
     RawOpt,
     Run,
+    SavedOpt,
+    excel_format,
     field_list,
     run_of,
 )
@@ -51,7 +54,8 @@ def _no_status(status: list[str] | None, what: str) -> None:
                          "leave --status out; `oppcli report --by status` shows every status")
 
 
-def _emit(run: Run, result: Report | Forecast, fmt: str, fields_: str | None, raw: bool) -> None:
+def _emit(run: Run, result: Report | Forecast, fmt: str, fields_: str | None, raw: bool,
+          excel: bool = False) -> None:
     """A report or forecast: the table (output/report.py) or one row per group."""
     names = _columns(fields_, result.columns())
     if fmt == "table":
@@ -66,7 +70,7 @@ def _emit(run: Run, result: Report | Forecast, fmt: str, fields_: str | None, ra
     from oppcli.output.formats import _bin, write_rows
 
     rows, columns = result.records(), names or result.columns()
-    _bin(run.streams, lambda out: write_rows(rows, columns, fmt, out, raw=raw))
+    _bin(run.streams, lambda out: write_rows(rows, columns, fmt, out, raw=raw, bom=excel))
 
 
 @takes(O.FILTERS, "filters", complete=C.for_opt)
@@ -79,6 +83,7 @@ def report(
         "MultiSelect custom field as cf:NAME. Once or twice (groups within groups).",
         metavar="DIM", autocompletion=C.dimensions)],
     output: OutputOpt = None, fields_: ColumnsOpt = None, raw: RawOpt = False,
+    excel: ExcelOpt = False, saved: SavedOpt = None,
 ) -> None:
     """Sum up the matching deals by stage, owner, month, ...: count, value, weighted, win rate.
 
@@ -91,8 +96,9 @@ def report(
     Example: oppcli report --by stage --by assignee --status open -o csv
     """
     run = run_of(ctx)
-    fmt = run.output_format(output)
-    _emit(run, run.session.report(by, **given(ctx, "filters")), fmt, fields_, raw)
+    fmt = excel_format(run, output, excel)
+    _emit(run, run.session.report(by, saved=saved, **given(ctx, "filters")), fmt, fields_, raw,
+          excel)
 
 
 @takes(O.OPEN_FILTERS, "filters", complete=C.for_opt)
@@ -102,7 +108,7 @@ def forecast(
         "--months", min=1, max=120, help="Months to show, starting with the current one.",
         metavar="N")] = 6,
     output: OutputOpt = None, fields_: ColumnsOpt = None, raw: RawOpt = False,
-    status: NoStatusOpt = None,
+    saved: SavedOpt = None, status: NoStatusOpt = None,
 ) -> None:
     """Forecast open deals by expected close month, weighted and unweighted.
 
@@ -116,7 +122,8 @@ def forecast(
     _no_status(status, "forecast")
     run = run_of(ctx)
     fmt = run.output_format(output)
-    _emit(run, run.session.forecast(months=months, **given(ctx, "filters")), fmt, fields_, raw)
+    _emit(run, run.session.forecast(months=months, saved=saved, **given(ctx, "filters")), fmt,
+          fields_, raw)
 
 
 @takes(O.OPEN_FILTERS, "filters", complete=C.for_opt)
@@ -131,7 +138,7 @@ def stale(
         "--all", help=f"Every match, also in a terminal table (which otherwise shows "
         f"{TABLE_CAP}).")] = False,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
-    status: NoStatusOpt = None,
+    saved: SavedOpt = None, status: NoStatusOpt = None,
 ) -> None:
     """List open deals with no activity for N days, the most valuable and longest idle first.
 
@@ -148,7 +155,7 @@ def stale(
     run = run_of(ctx)
     fmt, names = run.output_format(output), field_list(fields_)
     capped = fmt == "table" and limit is None and not all_
-    result = run.session.stale(days=days, limit=TABLE_CAP if capped else limit,
+    result = run.session.stale(days=days, limit=TABLE_CAP if capped else limit, saved=saved,
                                **given(ctx, "filters"))
     extra: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = ()
     if fmt == "table":

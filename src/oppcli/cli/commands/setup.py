@@ -81,6 +81,7 @@ def config_show(ctx: typer.Context, output: SmallOutputOpt = None) -> None:
     from oppcli.config import KEYS, mask
 
     settings = run.session.settings
+    settings.resolve_api_key(warn=run.streams.warn)  # a key in the keyring is the one used
     rows = [{"key": k, "value": (mask(settings.values[k]) if KEYS[k].secret and settings.values[k]
                                  else settings.values[k]),
              "source": settings.source(k)} for k in KEYS]
@@ -112,6 +113,8 @@ def config_get(
     from oppcli.config import KEYS, canonical_key, mask
 
     name = canonical_key(key)
+    if name == "copper.api_key":
+        run.session.settings.resolve_api_key(warn=run.streams.warn)
     value = run.session.settings.values[name]
     if value is not None and KEYS[name].secret and not reveal:
         value = mask(value)
@@ -132,11 +135,15 @@ def config_set(
     Example: oppcli config set date_order DMY
     """
     run = run_of(ctx)
-    from oppcli.config import selected_profile, set_value
+    from oppcli.config import canonical_key, selected_profile, set_value
 
     profile, _ = selected_profile(run.profile)
     path = set_value(profile, key, value)
     run.notice(f"set {key} in profile {profile!r} ({path})")
+    if canonical_key(key) == "copper.api_key":
+        from oppcli.cli.commands.auth import warn_if_the_keyring_wins
+
+        warn_if_the_keyring_wins(run, profile)
 
 
 @config_app.command("unset")
@@ -166,39 +173,3 @@ def config_path_cmd(ctx: typer.Context) -> None:
     from oppcli.config import config_path
 
     print(config_path(), file=run_of(ctx).streams.stdout)
-
-
-# ---- auth ------------------------------------------------------------------------------------
-auth_app = typer.Typer(help="Check the Copper credentials.\n\nExample: oppcli auth check",
-                       no_args_is_help=True)
-
-
-@auth_app.command("check")
-def auth_check(ctx: typer.Context, output: SmallOutputOpt = None) -> None:
-    """Ask Copper who the API key belongs to (GET /users/me); exit 3 when it is refused.
-
-    Checks the selected profile's Copper settings whichever backend is selected; the key and
-    email come from COPPER_API_KEY and COPPER_USER_EMAIL or the profile.
-
-    Example: oppcli --profile work auth check -o json
-    """
-    run = run_of(ctx)
-    import orjson
-
-    from oppcli.backends.copper import CopperBackend
-
-    fmt = run.output_format(output, ("table", "json"))
-    settings = run.session.settings
-    if settings.backend != "copper":
-        run.notice(f"checking the Copper settings of profile {settings.profile!r} "
-            f"(the selected backend is {settings.backend})")
-    backend = CopperBackend.from_settings(settings, debug=run.debug, notice=run.notice)
-    user = backend.whoami()
-    if fmt == "json":
-        run.streams.stdout.write(orjson.dumps(user).decode() + "\n")
-        return
-    email = f" <{user['email']}>" if user.get("email") else ""
-    from oppcli.output import literal
-
-    print(literal(f"{user.get('name', '?')}{email}, user id {user.get('id')}, at "
-                  f"{backend.client.base}"), file=run.streams.stdout)  # the account's text, shown literally

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from oppcli.cli import completion as C
-from oppcli.cli.commands.common import FieldsOpt, RawOpt, field_list, run_of
+from oppcli.cli.commands.common import ExcelOpt, FieldsOpt, RawOpt, SavedOpt, field_list, run_of
 from oppcli.cli.typer_glue import given, takes
 from oppcli.domain import options as O
 from oppcli.errors import UsageError
@@ -41,7 +41,8 @@ def export(
     fail_empty: Annotated[bool, typer.Option(
         "--fail-empty", help="Exit 4, leaving FILE and the state as they were, when nothing "
         "is exported.")] = False,
-    fields_: FieldsOpt = None, raw: RawOpt = False,
+    fields_: FieldsOpt = None, raw: RawOpt = False, excel: ExcelOpt = False,
+    saved: SavedOpt = None,
 ) -> None:
     """Export opportunities for other tools: streamed, atomic, incremental; quiet in cron.
 
@@ -52,9 +53,10 @@ def export(
     Example: oppcli export --state-file ~/.deals.state -o csv --output-file deals.csv
     """
     run = run_of(ctx)
-    run.session.export(output_file, format=output or "jsonl", fields=field_list(fields_),
-                       raw=raw, since=since, state_file=state_file, overlap=overlap,
-                       fail_empty=fail_empty, **given(ctx, "filters"))
+    fmt = output or ("csv" if excel else "jsonl")
+    run.session.export(output_file, format=fmt, fields=field_list(fields_), raw=raw, since=since,
+                       state_file=state_file, overlap=overlap, fail_empty=fail_empty,
+                       excel=excel, saved=saved, **given(ctx, "filters"))
 
 
 # ---- import --------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ def update(
         metavar="FILE", rich_help_panel="Change: fields")] = None,
     dry_run: B.DryRunOpt = False, yes: B.YesOpt = False, not_done: B.NotDoneOpt = None,
     output: OutputOpt = None, fields_: FieldsOpt = None, raw: RawOpt = False,
+    saved: B.SavedWhereOpt = None,
 ) -> None:
     """Change only the given fields of one opportunity, or of many at once.
 
@@ -100,6 +101,8 @@ def update(
     run = run_of(ctx)
     ids = opportunities or []
     where = {k: v for k, v in given(ctx, "where").items() if v is not None}
+    if saved is not None:
+        where["saved"] = saved
     changes = given(ctx, "fields")
     if not B.is_bulk(ids, where) and ids and not dry_run:
         run.output_format(output), field_list(fields_)
@@ -132,7 +135,7 @@ def delete(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show what would be deleted; delete nothing.")] = False,
     not_done: B.NotDoneOpt = None,
-    output: OutputOpt = None,
+    output: OutputOpt = None, saved: B.SavedWhereOpt = None,
 ) -> None:
     """Delete opportunities permanently (all or nothing: an unknown id deletes none).
 
@@ -146,6 +149,8 @@ def delete(
     run = run_of(ctx)
     ids = opportunities or []
     where = {k: v for k, v in given(ctx, "where").items() if v is not None}
+    if saved is not None:
+        where["saved"] = saved
     if "-" in ids or where:
         fmt = run.output_format(output, B.BULK_FORMATS)
         plan = run.session.plan_delete(B.selection(run, ids, where))
