@@ -132,12 +132,7 @@ class Session:
         from oppcli.domain.criteria import build_query, sort_options
         from oppcli.domain.query import Query
 
-        given = O.gather(O.FILTERS, filters, "search")
-        if saved is not None:
-            entry = self.saved_search(saved)
-            given = self._with_saved(saved, entry, given)
-            sort = sort if sort is not None else entry.get("sort")
-            asc = asc if asc is not None else entry.get("asc")
+        given, sort, asc = self._filters(filters, saved, sort, asc)
         query = build_query(_search_options(given), self.backend.lookups(), self.date_order) \
             if given else Query()
         query.sort_by, query.descending = sort_options(sort, asc)
@@ -177,12 +172,7 @@ class Session:
         from oppcli.ops import saved as S
 
         name = S.check_name(name)
-        given = O.gather(O.FILTERS, filters, "search")
-        if saved is not None:
-            entry = self.saved_search(saved)
-            given = self._with_saved(saved, entry, given)
-            sort = sort if sort is not None else entry.get("sort")
-            asc = asc if asc is not None else entry.get("asc")
+        given, sort, asc = self._filters(filters, saved, sort, asc)
         if not given:
             raise UsageError(f"nothing to save as {name!r}: no filters given",
                              "e.g. oppcli search --status open --assignee Ada --save NAME")
@@ -195,6 +185,18 @@ class Session:
         from oppcli.ops import saved
 
         saved.delete(self.settings.profile, name)
+
+    def _filters(self, filters: dict[str, Any], saved: str | None, sort: str | None,
+                 asc: bool | None) -> tuple[dict[str, Any], str | None, bool | None]:
+        """search's keywords gathered (options.gather), under a saved search's filters and
+        sort when `saved` names one: (filters, sort, asc)."""
+        given = O.gather(O.FILTERS, filters, "search")
+        if saved is None:
+            return given, sort, asc
+        entry = self.saved_search(saved)
+        return (self._with_saved(saved, entry, given),
+                sort if sort is not None else entry.get("sort"),
+                asc if asc is not None else entry.get("asc"))
 
     def _with_saved(self, name: str, entry: Mapping[str, Any],
                     given: dict[str, Any]) -> dict[str, Any]:
