@@ -34,7 +34,7 @@ COMMANDS = [
     ('update',), ('edit',), ('delete',), ('lookups',), ('config',), ('config', 'show'),
     ('config', 'get'), ('config', 'set'), ('config', 'unset'), ('config', 'path'), ('auth',),
     ('auth', 'login'), ('auth', 'logout'), ('auth', 'status'), ('auth', 'check'), ('export',),
-    ('import',), ('sync',), ('sync', 'pull'), ('history',), ('undo',), ('api',)
+    ('import',), ('sync',), ('sync', 'pull'), ('history',), ('undo',), ('api',), ('mcp',)
 ]
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from oppcli.domain.report import Forecast, Report
     from oppcli.ops.api_call import ApiResponse
     from oppcli.ops.audit import Audited, AuditLog
+    from oppcli.ops.auth import AuthStatus, LoginResult, LogoutResult
     from oppcli.ops.bulk import BulkResult, Plan, Selection
     from oppcli.ops.edit import EditResult, Launch
     from oppcli.ops.report import Stale
@@ -65,6 +66,7 @@ class Session:
         self.debug = debug
         self.streams = streams if streams is not None else Streams.system()
         self._settings: Settings | None = None
+        self._login_settings: Settings | None = None  # login(): a profile not created yet allowed
         self._backend: Audited | None = None
         self._api_client: HttpClient | None = None  # api(): Copper's, made on first use
 
@@ -137,8 +139,8 @@ class Session:
             if given else Query()
         query.sort_by, query.descending = sort_options(sort, asc)
         if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-                raise UsageError(f"limit must be a whole number at least 0, not {limit!r}")
+            if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**63:
+                raise UsageError(f"limit must be a whole number from 0 to 2**63 - 1, not {limit!r}")
             query.limit = limit
         return query
 
@@ -194,9 +196,9 @@ class Session:
         if saved is None:
             return given, sort, asc
         entry = self.saved_search(saved)
-        return (self._with_saved(saved, entry, given),
-                sort if sort is not None else entry.get("sort"),
-                asc if asc is not None else entry.get("asc"))
+        if sort is None:  # the saved order, unless another is asked for (then its own default)
+            sort, asc = entry.get("sort"), asc if asc is not None else entry.get("asc")
+        return self._with_saved(saved, entry, given), sort, asc
 
     def _with_saved(self, name: str, entry: Mapping[str, Any],
                     given: dict[str, Any]) -> dict[str, Any]:
@@ -207,8 +209,11 @@ class Session:
         from oppcli.ops import saved
 
         try:
-            stored = O.gather(O.FILTERS, saved.filters_of(entry), f"saved search {name!r}")
-            build_query(_search_options(stored), self.backend.lookups(), self.date_order)
+            stored = O.gather(O.FILTERS, saved.filters_of(entry), "search")
+            # Only what the given filters leave of it must resolve: `--assignee Ada` is the
+            # way past a saved owner who has left.
+            kept = {k: v for k, v in stored.items() if k not in given}
+            build_query(_search_options(kept), self.backend.lookups(), self.date_order)
         except OppcliError as exc:
             raise type(exc)(f"saved search {name!r}: {exc.message}",
                             exc.hint or f"`oppcli saved show {name}` shows it") from None
@@ -439,8 +444,12 @@ class Session:
         the Streams to confirm unless `yes` (the library's default)."""
         from oppcli.ops.undo import undo
 
-        return undo(self.backend, audit_id, force=force, dry_run=dry_run, yes=yes,
-                    streams=self.streams)
+        backend = self.backend
+        try:
+            return undo(backend, audit_id, force=force, dry_run=dry_run, yes=yes,
+                        streams=self.streams)
+        finally:
+            backend.undo_of = None  # later changes on this session are not undos of this one
 
     # ---- bulk ---------------------------------------------------------------------------------
     def export(self, output_file: str | Path | None = None, *, format: str = "jsonl",
@@ -457,7 +466,8 @@ class Session:
             raise UsageError(f"unknown export format {format!r}",
                              "valid: " + ", ".join(EXPORT_FORMATS))
         if excel and fmt != "csv":
-            raise UsageError(f"excel applies to CSV, not {fmt}", "give -o csv (or leave -o out)")
+            raise UsageError(f"--excel makes a CSV for Excel, not {fmt}",
+                             "leave -o out, or give -o csv")
         return Export(self, fmt=fmt, names=fields, raw=raw, since=since,
                       state_file=Path(state_file) if state_file is not None else None,
                       overlap=overlap,
@@ -497,6 +507,71 @@ class Session:
                                              notice=self.streams.notice)
         with terminate_cleanly():
             return pull(copper, settings.store_path, date_order=settings.date_order, full=full)
+
+    # ---- the Copper API key (ops/auth.py) -----------------------------------------------------
+    def login(self, key: str, email: str | None = None, *, check: bool = True,
+              keyring: bool = True) -> LoginResult:
+        """Keep a Copper API key for the profile (`oppcli auth login`): first checked with
+        Copper (GET /users/me with `email`, else the profile's copper.user_email; `check=False`:
+        not), then stored in one place only, the system keyring when one is usable (and
+        `keyring`), else the profile's 0600 config file; the other's older copy is removed.
+        `email`, when given, is kept in the profile. A key Copper refuses stores nothing
+        (ConfigError, exit 3). What it did is said through the Streams and returned; the
+        profile need not exist yet. The session then reads its settings again."""
+        from oppcli.ops import auth
+
+        try:
+            return auth.login(self._settings_for_login(), key, email=email, check=check,
+                              keyring=keyring, streams=self.streams, debug=self.debug)
+        finally:
+            self._forget_credentials()
+
+    def login_email(self) -> str | None:
+        """The email login() checks and keeps the key with when given none: copper.user_email
+        from the environment or the profile; None when there is none yet. Reads the config
+        file (a profile not in it yet has the defaults), never the keyring."""
+        from oppcli.ops import auth
+
+        return auth.current_email(self._settings_for_login())
+
+    def logout(self) -> LogoutResult:
+        """Remove the profile's API key from the system keyring and the config file (`oppcli
+        auth logout`); none stored is no error (result.removed False). COPPER_API_KEY and the
+        email stay. A keyring that fails: ConfigError (exit 3), after the config file's copy
+        is removed."""
+        from oppcli.config import selected_profile
+        from oppcli.ops import auth
+
+        try:
+            return auth.logout(selected_profile(self.profile)[0], streams=self.streams)
+        finally:
+            self._forget_credentials()
+
+    def auth_status(self) -> AuthStatus:
+        """Where the profile's API key comes from (`oppcli auth status`): environment, keyring
+        or config file, the key masked, and every place holding one. A keyring that fails is
+        warned about through the Streams and in .keyring.error; `.check()` raises ConfigError
+        (exit 3) when there is no key anywhere. Asks nothing of Copper."""
+        from oppcli.ops import auth
+
+        return auth.status(self.settings, streams=self.streams)
+
+    def _settings_for_login(self) -> Settings:
+        if self._settings is not None:
+            return self._settings
+        if self._login_settings is None:
+            from oppcli.config import load_settings
+
+            self._login_settings = load_settings(profile=self.profile, flags=self.flags,
+                                                 missing_ok=True)
+        return self._login_settings
+
+    def _forget_credentials(self) -> None:
+        """After a login or logout: the settings, and what was opened with them, are read
+        again on next use (the key, its place and the email may have changed)."""
+        self._settings = self._login_settings = None
+        self._backend = None
+        self._api_client = None
 
     # ---- raw Copper requests (ops/api_call.py) ------------------------------------------------
     def api(self, method: str, path: str, data: Any = None, *,

@@ -91,6 +91,22 @@ def test_create_update_delete_and_undo_are_audited_as_from_the_cli(s, run) -> No
     assert run.json("history", "-n", "1")[0]["undo_of"] == history[0]["audit_id"]
 
 
+def test_changes_after_an_undo_on_the_same_session_are_not_recorded_as_undos(s) -> None:
+    s.update(1001, add_tags=["first"])
+    s.undo()
+    s.update(1002, add_tags=["second"])  # a long-lived session (the MCP server) goes on
+    latest = s.history(limit=1)[0]
+    assert latest["id"] == 1002 and "undo_of" not in latest
+    undone = s.undo()  # the latest change is the update of 1002, not the undo before it
+    assert undone.entry["id"] == 1002 and "second" not in s.get(1002)["tags"]
+
+
+def test_a_limit_past_what_a_search_can_count_is_a_usage_error(s) -> None:
+    with pytest.raises(E.UsageError, match="limit must be a whole number"):
+        s.query(limit=10**22)
+    assert s.query(limit=2**63 - 1).limit == 2**63 - 1
+
+
 def test_update_takes_a_name_and_clears(s) -> None:
     from collections import Counter
 

@@ -114,3 +114,30 @@ def test_nothing_changes_off_a_terminal(store):
     out = subprocess.run([oppcli_exe(), "list", "-o", "table", "-n", "20"], capture_output=True,
                          text=True, env=env, stdin=subprocess.DEVNULL, check=True).stdout
     assert "Won" in out and "\x1b" not in out
+
+
+
+def test_show_colours_the_deals_status_and_close_date_not_custom_fields_named_so(store_path):
+    """Custom fields named "status" and "close_date" are shown plain beside the deal's own
+    Won status, or its past close date while Open, which are coloured."""
+    import copy
+
+    from checks import make_store
+    from oppcli.domain.sample import SAMPLE_LOOKUPS, sample_records
+
+    lookups = copy.deepcopy(SAMPLE_LOOKUPS)
+    lookups["custom_field_definitions"] += [
+        {"id": 491, "name": "status", "data_type": "String", "available_on": ["opportunity"]},
+        {"id": 492, "name": "close_date", "data_type": "String", "available_on": ["opportunity"]}]
+    records = sample_records()[:2]
+    for rec, status in zip(records, ("Won", "Open"), strict=True):
+        rec.update(status=status, close_date="1/15/2020")
+        rec["custom_fields"] += [{"custom_field_definition_id": 491, "value": "cf-status"},
+                                 {"custom_field_definition_id": 492, "value": "cf-close"}]
+    make_store(store_path, lookups, records)
+    coloured_value = re.compile(r"\x1b\[(?:[0-9;]*;)?3\dm\s*(\S+)")
+    for rec, marked in zip(records, ("Won", "2020-01-15"), strict=True):
+        code, out = on_a_terminal(["show", str(rec["id"])], columns=120)
+        assert code == 0, out
+        assert "cf-status" in out and "cf-close" in out, out
+        assert coloured_value.findall(out) == [marked], out

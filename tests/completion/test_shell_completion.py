@@ -63,7 +63,7 @@ SHELLS = [pytest.param("bash", marks=needs_bash), pytest.param("zsh", marks=need
 
 COMMANDS = {"init", "list", "search", "show", "create", "update", "delete", "lookups", "config",
             "auth", "export", "import", "sync", "history", "undo", "report", "forecast", "stale",
-            "saved", "edit", "api"}
+            "saved", "edit", "api", "mcp"}
 USERS = ["Ada Park", "Ben Okafor", "Carla Reyes", "Dev Raman"]
 EMAILS = ["ada.park@example.com", "ben.okafor@example.com", "carla.reyes@example.com",
           "dev.raman@example.com"]

@@ -140,12 +140,62 @@ def test_a_saved_search_naming_a_stage_that_is_gone_fails_saying_which(sh, store
     assert snapshot(store) == before
 
 
+def test_filters_given_replace_saved_ones_naming_what_is_gone(sh, store):
+    """A stage and an owner gone from the account: the saved search fails naming what is still
+    missing until filters given replace both; then it runs, and can be saved again."""
+    sh("search", "--stage", "Sales/Negotiation", "--assignee", "Ben Okafor", "--save", "ben")
+    lookups_file = store / "lookups.json"
+    lookups = json.loads(lookups_file.read_text())
+    for p in lookups["pipelines"]:
+        p["stages"] = [s for s in p["stages"] if s["name"] != "Negotiation"]
+    lookups["users"] = [u for u in lookups["users"] if u["id"] != BEN]
+    lookups_file.write_text(json.dumps(lookups))
+    line = one_error_line(sh("search", "--saved", "ben", "--assignee", "Ada Park",
+                             expect=None), 4)
+    assert "saved search 'ben'" in line and "Sales/Negotiation" in line, line
+    got = sh("search", "--saved", "ben", "--assignee", "Ada Park", "--stage", "Sales/Qualified",
+             "-o", "json")
+    want = sh("search", "--assignee", "Ada Park", "--stage", "Sales/Qualified", "-o", "json")
+    assert got.stdout == want.stdout and ids(got)
+    sh("search", "--saved", "ben", "--assignee", "Ada Park", "--stage", "Sales/Qualified",
+       "--save", "ada-qualified")
+    assert sh("search", "--saved", "ada-qualified", "-o", "json").stdout == want.stdout
+
+
+def test_a_saved_search_broken_by_hand_is_a_config_error_naming_the_key(sh, store, isolated):
+    """Values only a hand edit of the config file can give: exit 3, one line naming the saved
+    search and the key; `saved delete` still removes it. A single status written as text
+    works on forecast as on search."""
+    path = isolated / "config" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        '[profiles.default.searches.sorted]\nsort = 5\n'
+        '[profiles.default.searches.asc]\nasc = "yes"\n'
+        '[profiles.default.searches.nested]\nstatus = [["open"]]\n'
+        '[profiles.default.searches.dated]\nclose_after = 2026-01-01\n'
+        '[profiles.default.searches.listed]\nmin_value = ["5"]\n'
+        '[profiles.default.searches.open]\nstatus = "open"\n')
+    for name, key in (("sorted", "sort"), ("asc", "asc"), ("nested", "status"),
+                      ("dated", "close_after"), ("listed", "min_value")):
+        for cmd in (["search"], ["forecast"], ["update", "--add-tag", "x", "--yes"]):
+            line = one_error_line(sh(*cmd, "--saved", name, expect=None), 3)
+            assert f"saved search {name!r}" in line and f"{key} must be" in line, line
+    assert sh("forecast", "--saved", "open", "-o", "json").stdout == \
+        sh("forecast", "-o", "json").stdout
+    sh("saved", "delete", "sorted")
+    assert "sorted" not in config(isolated)["profiles"]["default"]["searches"]
+
+
 @pytest.mark.parametrize("args,code,words", [
     (["search", "--saved", "nope"], 4, "no saved search 'nope'"),
     (["search", "--stage", "Nowhere", "--save", "x"], 4, "no stage named 'Nowhere'"),
     (["search", "--status", "open", "--save", "bad name!"], 2, "cannot save a search as"),
     (["search", "--save", "empty"], 2, "no filters given"),
     (["search", "--status", "open", "--sort", "nope", "--save", "x"], 2, "sort"),
+    (["search", "--status", "open", "--save", "x", "-o", "nope"], 2, "unknown output format"),
+    (["search", "--status", "open", "--save", "x", "--fields", "nope"], 2, "unknown field"),
+    (["search", "--status", "open", "--save", "x", "--excel", "-o", "json"], 2, "--excel"),
+    (["search", "--status", "open", "--save", "x", "--limit", "-1"], 2, "limit"),
 ])
 def test_bad_saved_searches_are_refused_and_nothing_is_kept(sh, store, isolated, args, code, words):
     line = one_error_line(sh(*args, expect=None), code)
@@ -171,3 +221,52 @@ def test_saved_searches_on_copper(copper, sh, isolated):
     assert copper.calls("/opportunities/search")[-1].body["assignee_ids"] == [ADA]
     assert body["status_ids"] == [0]
     assert all(r["assignee_id"] == ADA and r["status"] == "Open" for r in orjson.loads(got.stdout))
+
+
+def test_saved_show_prints_flags_the_shell_reads_back_as_the_saved_values(sh, store):
+    """Quotes, backslashes, a line break, an escape character and invisible ones: the flags
+    `saved show` prints hold nothing unseen, and bash reads them back as exactly the values
+    saved."""
+    import shutil
+    import subprocess
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    odd = "O'Brien\nx\x1b[31m\u202e\u00a0\\z \"q\""
+    sh("search", "--name-contains", odd, "--tag", "plain", "--tag", "a b", "--save", "odd")
+    words = sh("saved", "show", "odd", "-o", "table").stdout.strip()
+    assert words.isprintable(), words
+    argv = subprocess.run([bash, "-c", f"printf '%s\\0' {words}"], capture_output=True,
+                          check=True).stdout.decode("utf-8").split("\0")[:-1]
+    assert argv == ["--name-contains", odd, "--tag", "plain", "--tag", "a b"]
+
+
+def test_a_custom_field_given_replaces_the_saved_criteria_on_that_field_only(sh, store):
+    sh("search", "--custom-field", "Region=EMEA,APAC", "--custom-field", "Contract Months>=12",
+       "--save", "cf")
+    records = stored_records(store).values()
+
+    def cf(r, ident):
+        return next((c["value"] for c in r["custom_fields"]
+                     if c["custom_field_definition_id"] == ident), None)
+    # Signed NDA is ANDed to both saved criteria; Region given replaces only the saved Region one
+    got = sh("search", "--saved", "cf", "--custom-field", "Signed NDA=true", "-o", "json")
+    want = {r["id"] for r in records if cf(r, 401) in (4011, 4013) and (cf(r, 402) or 0) >= 12
+            and cf(r, 403) is True}
+    assert set(ids(got)) == want and want
+    got = sh("search", "--saved", "cf", "--custom-field", "region=Americas", "-o", "json")
+    want = {r["id"] for r in records if cf(r, 401) == 4012 and (cf(r, 402) or 0) >= 12}
+    assert set(ids(got)) == want and want
+
+
+def test_another_sort_given_does_not_inherit_the_saved_direction(sh, store):
+    sh("search", "--status", "won", "--sort", "monetary_value", "--desc", "--save", "big")
+    by_value = ids(sh("search", "--saved", "big", "-o", "json"))
+    assert by_value == ids(sh("search", "--status", "won", "--sort", "monetary_value", "--desc",
+                              "-o", "json"))
+    by_name = ids(sh("search", "--saved", "big", "--sort", "name", "-o", "json"))
+    assert by_name == ids(sh("search", "--status", "won", "--sort", "name", "-o", "json"))
+    ascending = ids(sh("search", "--saved", "big", "--asc", "-o", "json"))
+    assert ascending == ids(sh("search", "--status", "won", "--sort", "monetary_value", "--asc",
+                               "-o", "json"))

@@ -72,6 +72,8 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
      "Keep a local store as an offline mirror of a Copper account."),
     ("api", "Other", "api:api",
      "Send a raw request to the Copper API, for what oppcli has no command for."),
+    ("mcp", "Other", "mcp:serve", "Serve oppcli to AI assistants as MCP tools over stdio "
+     "(needs pip install 'oppcli[mcp]')."),
 )
 
 

@@ -133,6 +133,7 @@ class Audited(Backend):
         self.inner = inner
         self.log = log
         self.undo_of: str | None = None  # set by undo for the entries it writes
+        self.last_audit_id: str | None = None  # the entry of the latest change outside a batch
         self._notice = notice or warn
         self._batch: Batch | None = None
 
@@ -271,7 +272,7 @@ class Audited(Backend):
                 self._flush(batch)
             return
         try:
-            self.log.append(op, opp_id, before, after, self.undo_of)
+            self.last_audit_id = self.log.append(op, opp_id, before, after, self.undo_of)
         except OSError as exc:  # the change is made; say loudly that it is not recorded
             self._notice(f"opportunity {opp_id} was changed ({op}) but the audit log "
                          f"{self.log.path} could not record it: {exc.strerror}")

@@ -48,7 +48,7 @@ class Selection:
     def __post_init__(self) -> None:
         kinds = sum(1 for x in (self.ids or self.records, self.where) if x)
         if kinds > 1:
-            raise UsageError("give ids (or - for stdin) or --where-* filters, not both",
+            raise UsageError("give ids (or - for stdin) or --where-* filters (or --saved), not both",
                              "to narrow ids by a filter, pipe `oppcli search --id ... FILTERS "
                              "-o jsonl` in")
 

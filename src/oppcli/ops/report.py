@@ -139,8 +139,13 @@ def _no_status(session: Session, filters: dict[str, Any], what: str) -> None:
                          "leave out --status; `oppcli report --by status` shows every status")
     name = filters.get("saved")
     if name is not None:
-        statuses = session.saved_search(name).get("status") or []
-        if any(str(s).strip().casefold() != "open" for s in statuses):
+        from oppcli.domain.values import split_list
+
+        entry = session.saved_search(name)
+        status = entry.get("status") or entry.get("statuses") or []
+        # As search reads it: one value or a list, each maybe comma-separated.
+        statuses = split_list(str(s) for s in (status if isinstance(status, list) else [status]))
+        if any(s.casefold() != "open" for s in statuses):
             raise UsageError(f"saved search {name!r} asks for status {', '.join(statuses)}, and "
                              f"{what} looks at open deals only",
                              "use a saved search without a status, or `oppcli report --saved`")

@@ -47,6 +47,13 @@ def all_saved(profile: str) -> dict[str, dict[str, Any]]:
 
 
 def get(profile: str, name: str) -> dict[str, Any]:
+    """One saved search, its values checked (check_entry); NotFoundError naming the others."""
+    found = _find(profile, name)
+    check_entry(profile, name.strip(), found)
+    return found
+
+
+def _find(profile: str, name: str) -> dict[str, Any]:
     saved = all_saved(profile)
     found = saved.get(name.strip())
     if found is None:
@@ -55,6 +62,47 @@ def get(profile: str, name: str) -> dict[str, Any]:
                             f"saved searches: {known}; save one with `oppcli search FILTERS "
                             "--save NAME`")
     return found
+
+
+def check_entry(profile: str, name: str, entry: Mapping[str, Any]) -> None:
+    """ConfigError (exit 3) for what only editing the file by hand can put in a saved search:
+    an unknown key, a sort that is not text, an asc that is not true/false, a filter that is
+    not text (or a number), nor a list of them for a repeatable one. The values themselves
+    are checked where they are used, as flags are."""
+    from oppcli.domain import options as O
+
+    by_keyword = {k: o for o in O.FILTERS for k in o.keywords()}
+    where = f"saved search {name!r} in profile {profile!r}"
+    table = ".".join(k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else f'"{k}"'
+                     for k in ("profiles", profile, SECTION, name))
+    hint = (f"fix [{table}] in the config file (`oppcli config path`), or `oppcli saved "
+            f"delete {name}` and save it again")
+    for key, value in entry.items():
+        if key == "sort":
+            ok, want = isinstance(value, str), "a field name in quotes"
+        elif key == "asc":
+            ok, want = isinstance(value, bool), "true or false"
+        elif key in by_keyword:
+            many = by_keyword[key].many
+            ok = _scalar(value) or (many and isinstance(value, list)
+                                    and all(_scalar(v) for v in value))
+            want = "text in quotes" + (", or a list of them" if many else "")
+        else:
+            raise ConfigError(f"{where} has an unknown key {key!r}", hint)
+        if not ok:
+            raise ConfigError(f"{where}: {key} must be {want}, not {_toml(value)}", hint)
+
+
+def _toml(value: Any) -> str:
+    import datetime as dt
+
+    if isinstance(value, (dt.date, dt.time)):
+        return f"the TOML date/time {value.isoformat()} (put it in quotes)"
+    return repr(value)
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def save(profile: str, name: str, filters: Mapping[str, Any], sort: str | None,
@@ -82,7 +130,7 @@ def save(profile: str, name: str, filters: Mapping[str, Any], sort: str | None,
 def delete(profile: str, name: str) -> None:
     from oppcli.config import config_locked, read_config, write_config
 
-    get(profile, name)  # NotFoundError naming the known ones
+    _find(profile, name)  # NotFoundError naming the known ones (a broken one goes too)
     with config_locked() as path:
         doc = read_config(path)
         table = doc.get("profiles", {}).get(profile, {})
@@ -99,7 +147,22 @@ def filters_of(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 def merge(saved: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """The saved filters with those given: a given filter replaces the saved one of its kind
-    (both as options.gather gives them), the others stay (all are ANDed)."""
+    (both as options.gather gives them), the others stay (all are ANDed). Each custom field
+    is a kind of its own: `--custom-field Region=EMEA` replaces the saved Region criteria and
+    keeps those on other fields."""
     out = dict(filters_of(saved))
-    out.update({k: v for k, v in given.items() if v is not None})
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key == "custom_field" and isinstance(out.get(key), list):
+            named = {_cf_name(v) for v in value}
+            value = [v for v in out[key] if _cf_name(v) not in named] + list(value)
+        out[key] = value
     return out
+
+
+def _cf_name(criterion: Any) -> str:
+    """The field a --custom-field criterion is on: the text before its =, >= or <=."""
+    text = str(criterion)
+    cut = min((i for i in (text.find(op) for op in ("=", ">", "<")) if i >= 0), default=len(text))
+    return " ".join(text[:cut].split()).casefold()

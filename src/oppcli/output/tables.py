@@ -264,10 +264,11 @@ def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None
     whole: list[str] = []  # values of whole kinds: the value column is never narrower
     today = ctx.today()
 
-    def add(label: str, value: str, is_whole: bool = False) -> None:
+    def add(label: str, value: str, is_whole: bool = False, field: bool = True) -> None:
         labels.append(visible(label))
         values.append(visible(value))
-        styles.append(cell_style(label, record, today, ctx.date_order))
+        # A custom field may be named "status": only the record's own fields are styled.
+        styles.append(cell_style(label, record, today, ctx.date_order) if field else "")
         if is_whole:
             whole.append(values[-1])
 
@@ -275,7 +276,7 @@ def write_record_table(record: Record, out: IO[str], names: Sequence[str] | None
         value = record.get(n)
         if n == "custom_fields":
             for cf_name, cf_value in ctx.custom_cells(value or []):
-                add(cf_name, cf_value)
+                add(cf_name, cf_value, field=False)
             continue
         add(n, ctx.display(n, value, with_id=True), F.BY_NAME[n].kind in WHOLE_KINDS)
     if not names:  # the extras the record has (none is invented): Copper's order, then others

@@ -104,11 +104,13 @@ def search(
     """
     run = run_of(ctx)
     filters = given(ctx, "filters")
+    # Every option checked before --save keeps anything: a refused command changes nothing.
+    excel_format(run, output, excel), field_list(fields_)
+    query = run.session.query(sort=sort, asc=asc, limit=limit, saved=saved, **filters)
     if save is not None:
         run.session.save_search(save, sort=sort, asc=asc, saved=saved, **filters)
         run.notice(f"saved the search as {save.strip()!r}: `oppcli search --saved "
                    f"{save.strip()}` runs it")
-    query = run.session.query(sort=sort, asc=asc, limit=limit, saved=saved, **filters)
     _run_query(run, query, output, fields_, raw, limit, all_, excel)
 
 

@@ -19,21 +19,44 @@ NameArg = Annotated[str, typer.Argument(help="The saved search's name.", metavar
 
 def _words(entry: dict[str, Any]) -> str:
     """A saved search as the flags that would make it: --status Open --assignee 'Ada Park'."""
-    import shlex
-
     from oppcli.domain import options as O
 
     flags = {o.name: o.flag for o in O.FILTERS}
     parts = []
     for key, value in entry.items():
         if key == "sort":
-            parts.append(f"--sort {shlex.quote(str(value))}")
+            parts.append(f"--sort {_quote(str(value))}")
         elif key == "asc":
             parts.append("--asc" if value else "--desc")
         else:
             for v in value if isinstance(value, list) else [value]:
-                parts.append(f"{flags.get(key, '--' + key)} {shlex.quote(str(v))}")
+                parts.append(f"{flags.get(key, '--' + key)} {_quote(str(v))}")
     return " ".join(parts)
+
+
+_ANSI_C = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _quote(text: str) -> str:
+    """One word as the shell reads it back, with nothing unseen in it: shlex's quoting, or
+    for text holding a line break, a control or an invisible character, $'...' with escapes
+    (bash, zsh; escaping the line as a whole would not read back as the same text)."""
+    import shlex
+
+    if text.isprintable():
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if ch in _ANSI_C:
+            out.append(_ANSI_C[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            # \xHH is a byte to bash: past ASCII, \u and \U give the character (UTF-8)
+            out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
+                       if code < 0x10000 else f"\\U{code:08x}")
+    return "$'" + "".join(out) + "'"
 
 
 @saved_app.command("list")
