@@ -184,3 +184,19 @@ def test_shell_completion_offers_them(sh, command):
     assert sh(env=env).stdout.split() == ["--contacted-after", "--contacted-before"]
     env["COMP_WORDS"] = f"oppcli {command} --m"
     assert {"--min-interactions", "--max-interactions"} <= set(sh(env=env).stdout.split())
+
+
+def test_a_value_filter_skips_a_hand_edited_value_that_is_not_a_number(sh, store_path):
+    """A store edited by hand may hold "a lot" as monetary_value: --min-value and --max-value
+    leave that deal out (as a null value), rather than fail with exit 1."""
+    from oppcli.domain.sample import sample_records
+
+    recs = sample_records()
+    recs[0]["monetary_value"] = "a lot"
+    recs[1]["monetary_value"] = True
+    build_store(store_path, recs)
+    got = orjson.loads(sh("search", "--min-value", "1", "-o", "json").stdout)
+    want = sorted(r["id"] for r in recs if type(r["monetary_value"]) in (int, float)
+                  and r["monetary_value"] >= 1)
+    assert sorted(r["id"] for r in got) == want and recs[0]["id"] not in want
+    assert orjson.loads(sh("search", "--max-value", "1000000", "-o", "json").stdout)

@@ -296,14 +296,24 @@ def test_a_deal_s_text_stays_data_never_in_the_tools_or_instructions(store_path,
 
 
 def test_an_unexpected_failure_is_a_tool_error_without_a_traceback_which_goes_to_the_log(
-        store_path, tmp_path):
-    """Borrows a failure oppcli does not translate: a hand-edited record whose monetary_value
-    is text makes the min_value filter raise a TypeError."""
+        store_path, tmp_path, monkeypatch):
+    """A failure oppcli does not translate, planted in the server process: a sitecustomize
+    makes the search filters raise a TypeError when min_value is 5."""
     from oppcli.domain.sample import sample_records
 
     records = sample_records()
-    records[0]["monetary_value"] = "a lot"
     build_store(store_path, records)
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    (plant / "sitecustomize.py").write_text(
+        "import oppcli.domain.query as q\n"
+        "_predicates = q.Query.predicates\n"
+        "def predicates(self, date_order):\n"
+        "    if self.min_value == 5:\n"
+        "        raise TypeError(\"a bug planted by the test\")\n"
+        "    return _predicates(self, date_order)\n"
+        "q.Query.predicates = predicates\n")
+    monkeypatch.setenv("PYTHONPATH", str(plant))
     seen: dict[str, Answer] = {}
 
     async def scenario(client: Client) -> None:

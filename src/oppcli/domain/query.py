@@ -154,8 +154,8 @@ class Query:
 
             def value_ok(r: Record) -> bool:
                 v = r.get("monetary_value")
-                if v is None:
-                    return False
+                if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+                    return False  # none, or text in a hand-edited store: matches no bound
                 return (lo is None or v >= lo) and (hi is None or v <= hi)
             preds.append(value_ok)
         if self.close_min is not None or self.close_max is not None:
