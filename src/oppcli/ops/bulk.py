@@ -48,9 +48,9 @@ class Selection:
     def __post_init__(self) -> None:
         kinds = sum(1 for x in (self.ids or self.records, self.where) if x)
         if kinds > 1:
-            raise UsageError("give ids (or - for stdin) or --where-* filters (or --saved), not both",
-                             "to narrow ids by a filter, pipe `oppcli search --id ... FILTERS "
-                             "-o jsonl` in")
+            raise UsageError("give ids (or - for stdin) or --where-* filters, not both",
+                             "--saved selects as --where-* does; to narrow ids by a filter, pipe "
+                             "`oppcli search --id ... FILTERS -o jsonl` in")
 
 
 def read_selection(data: bytes, where: str = "stdin") -> Selection:
