@@ -49,8 +49,6 @@ def _records(session: Session, query: Query, what: str) -> Iterator[Record]:
 
 def report(session: Session, by: Sequence[str], filters: dict[str, Any]) -> R.Report:
     """The deals matching `filters` grouped by one or two dimensions (R.DIMENSIONS)."""
-    if isinstance(by, str):
-        by = [by]
     if not by:
         raise UsageError("nothing to group by", "give --by DIM, e.g. --by stage; one of: "
                          + ", ".join(R.DIMENSIONS))

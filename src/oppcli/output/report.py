@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from oppcli.domain.report import NONE, OVERDUE, Forecast, Report
+from oppcli.domain.report import METRICS, NONE, OVERDUE, Forecast, Report
 from oppcli.output.tables import _console
 from oppcli.output.text import visible
 
@@ -127,15 +127,14 @@ def _draw(out: IO[str], heads: Sequence[str], rows: Sequence[Sequence[str]],
 def write_report_table(report: Report, out: IO[str], names: Sequence[str] | None, *,
                        style: Mapping[str, Any] | None = None) -> None:
     """A report: one row per group, the total (each deal once), a summary line."""
-    columns = list(names) if names else [k for d in report.dimensions for k in (d.key,)] + [
-        "count", "value", "weighted", "average", "win_rate"]
+    columns = list(names) if names else [d.key for d in report.dimensions] + list(METRICS)
     records = report.records()
     heads = [heading(c) for c in columns]
     rows, bars, styles = [], [], []
     previous: Any = object()
+    first = report.dimensions[0].key
     for rec, row in zip(records, report.rows, strict=True):
         cells = [_cell(c, rec.get(c)) for c in columns]
-        first = report.dimensions[0].key
         if len(report.dimensions) == 2 and first in columns and rec.get(first) == previous:
             cells[columns.index(first)] = ""  # the outer group named once
         previous = rec.get(first)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from oppcli.domain import fields as F
+from oppcli.domain.values import stored_close_date
 from oppcli.output.display import Context, Record
 from oppcli.output.text import visible
 
@@ -183,8 +184,6 @@ def cell_style(name: str, rec: Record, today: Any, date_order: str) -> str:
     if name == "status":
         return STATUS_STYLES.get(rec.get("status"), "")  # type: ignore[arg-type]
     if name == "close_date" and rec.get("status") == "Open":
-        from oppcli.domain.values import stored_close_date
-
         day = stored_close_date(rec.get("close_date"), date_order)
         return OVERDUE_STYLE if day is not None and day < today else ""
     return ""

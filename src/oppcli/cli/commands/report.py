@@ -43,15 +43,9 @@ def _columns(text: str | None, valid: list[str]) -> list[str] | None:
     return names
 
 
-# forecast and stale look at open deals only: a --status there is refused in words, not as an
-# unknown option.
+# forecast and stale look at open deals only: a --status there is handed to the library, which
+# refuses it in words (ops/report.py), not Click as an unknown option.
 NoStatusOpt = Annotated[Optional[list[str]], typer.Option("--status", hidden=True)]
-
-
-def _no_status(status: list[str] | None, what: str) -> None:
-    if status:
-        raise UsageError(f"{what} takes no --status: it looks at open deals only",
-                         "leave --status out; `oppcli report --by status` shows every status")
 
 
 def _emit(run: Run, result: Report | Forecast, fmt: str, fields_: str | None, raw: bool,
@@ -119,11 +113,10 @@ def forecast(
 
     Example: oppcli forecast --months 3 --assignee "Ada Park"
     """
-    _no_status(status, "forecast")
     run = run_of(ctx)
     fmt = run.output_format(output)
-    _emit(run, run.session.forecast(months=months, saved=saved, **given(ctx, "filters")), fmt,
-          fields_, raw)
+    _emit(run, run.session.forecast(months=months, saved=saved, status=status,
+                                    **given(ctx, "filters")), fmt, fields_, raw)
 
 
 @takes(O.OPEN_FILTERS, "filters", complete=C.for_opt)
@@ -151,12 +144,11 @@ def stale(
     from oppcli.domain.report import idle_days
     from oppcli.output import emit_many
 
-    _no_status(status, "stale")
     run = run_of(ctx)
     fmt, names = run.output_format(output), field_list(fields_)
     capped = fmt == "table" and limit is None and not all_
     result = run.session.stale(days=days, limit=TABLE_CAP if capped else limit, saved=saved,
-                               **given(ctx, "filters"))
+                               status=status, **given(ctx, "filters"))
     extra: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = ()
     if fmt == "table":
         def idle(rec: dict[str, Any]) -> str:
